@@ -1,0 +1,31 @@
+"""Choosing the compute device and the matching fast-path settings."""
+
+from __future__ import annotations
+
+import torch
+
+from flatness.errors import FlatnessError
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` means CUDA when available, else CPU; checks CUDA requests."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise FlatnessError(f"unknown device {device!r} ({exc}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FlatnessError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA; a no-op context on CPU (bf16 matmuls are slower there)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=enabled and device.type == "cuda")
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels-last on CUDA (tensor-core convolutions), contiguous on CPU."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format

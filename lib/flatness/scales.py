@@ -1,0 +1,274 @@
+"""Named experiment sizes (``smoke``, ``cpu``, ``gpu``, ``paper``), defined once, as data.
+
+Every chapter and command takes a scale name; any field can be overridden one at a time
+(``get_scale("cpu", epochs=40)`` or ``--set epochs=40`` on the command line). The ``paper``
+scale is the protocol of ``shared/PAPER.md``; the others shrink it while keeping its shape
+(two learning-rate decays at 1/3 and 2/3 of training, several targets, BIM L-inf).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from flatness.errors import FlatnessError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An architecture with its size knobs (``width`` multiplies the published channel counts)."""
+
+    arch: str
+    width: float = 1.0
+    depth: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """All size parameters of the study at one scale."""
+
+    name: str
+    # data
+    train_subset: int | None  # number of training images (class-balanced, seeded); None = all
+    eval_subset: int | None  # test images used for natural accuracy each epoch; None = all
+    # surrogate training (the protocol's SGD recipe)
+    surrogate: ModelSpec
+    epochs: int
+    decay_epochs: tuple[int, ...]
+    lr: float
+    batch_size: int
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    checkpoint_every: int = 1  # surrogate checkpoints kept for transfer/sharpness curves
+    # targets
+    targets: tuple[ModelSpec, ...] = ()
+    target_epochs: int = 0
+    target_decay_epochs: tuple[int, ...] = ()
+    target_train_subset: int | None = None
+    # attack
+    n_attack_images: int = 2000
+    eps: float = 4 / 255
+    attack_steps: int = 50
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # sharpness
+    sharpness_images: int = 10_000
+    sharpness_batch: int = 100
+    landscape_grid: int = 51
+    # robust / non-robust datasets (Ilyas et al. 2019)
+    robust_dataset_size: int | None = None  # None = the whole training set
+    robust_model_epochs: int = 0
+    robust_iterations: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **overrides: Any) -> Scale:
+        """A copy with some fields changed (values are coerced to the field's type)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        coerced = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise FlatnessError(
+                    f"unknown scale field {key!r}; known fields: {', '.join(sorted(fields))}"
+                )
+            coerced[key] = _coerce(getattr(self, key), value, key)
+        return dataclasses.replace(self, **coerced)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(current: Any, value: Any, key: str) -> Any:
+    """Coerce a (possibly string) override to the type of the current value."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            return value.lower() in {"1", "true", "yes", "on"}
+        if isinstance(current, int) or (current is None and value.isdigit()):
+            return int(value)
+        if isinstance(current, float):
+            return parse_number(value)
+        if isinstance(current, tuple):
+            parts = [p for p in value.split(",") if p.strip()]
+            if current and isinstance(current[0], ModelSpec):
+                return tuple(parse_model_spec(p) for p in parts)
+            return tuple(int(p) for p in parts)
+        if isinstance(current, ModelSpec):
+            return parse_model_spec(value)
+    except ValueError as exc:
+        raise FlatnessError(f"scale field {key}: cannot read {value!r} ({exc})") from None
+    if current is None and value.lower() in {"none", "all"}:
+        return None
+    return value
+
+
+def parse_number(text: str | float | int) -> float:
+    """Parse ``0.5``, ``4/255`` or ``8e-3`` into a float (fractions are common for eps)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse ``resnet18``, ``resnet18@0.25`` (width) or ``resnet18@0.25:2`` (width, depth)."""
+    arch, _, rest = text.strip().partition("@")
+    width_text, _, depth_text = rest.partition(":")
+    return ModelSpec(
+        arch=arch,
+        width=float(width_text) if width_text else 1.0,
+        depth=int(depth_text) if depth_text else None,
+    )
+
+
+_CPU_TARGETS = (
+    ModelSpec("vgg19_bn", 0.25),
+    ModelSpec("densenet121", 0.25),
+    ModelSpec("mobilenetv2", 0.5),
+    ModelSpec("resnet18", 0.25),
+)
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        name="smoke",
+        train_subset=512,
+        eval_subset=256,
+        surrogate=ModelSpec("resnet18", 0.125),
+        epochs=3,
+        decay_epochs=(1, 2),
+        lr=0.05,
+        batch_size=64,
+        targets=(ModelSpec("vgg19_bn", 0.125), ModelSpec("resnet18", 0.125)),
+        target_epochs=2,
+        target_decay_epochs=(1,),
+        target_train_subset=512,
+        n_attack_images=32,
+        eps=8 / 255,
+        attack_steps=5,
+        seeds=(0,),
+        sharpness_images=128,
+        sharpness_batch=64,
+        landscape_grid=5,
+        robust_dataset_size=128,
+        robust_model_epochs=2,
+        robust_iterations=10,
+    ),
+    "cpu": Scale(
+        name="cpu",
+        train_subset=5000,
+        eval_subset=2000,
+        surrogate=ModelSpec("resnet18", 0.25),
+        epochs=30,
+        decay_epochs=(10, 20),
+        lr=0.05,
+        batch_size=128,
+        targets=_CPU_TARGETS,
+        target_epochs=24,
+        target_decay_epochs=(12, 18),
+        target_train_subset=None,
+        n_attack_images=500,
+        eps=8 / 255,
+        attack_steps=10,
+        seeds=(0, 1),
+        sharpness_images=1000,
+        sharpness_batch=100,
+        landscape_grid=21,
+        robust_dataset_size=5000,
+        robust_model_epochs=15,
+        robust_iterations=100,
+    ),
+    "gpu": Scale(
+        name="gpu",
+        train_subset=None,
+        eval_subset=None,
+        surrogate=ModelSpec("resnet18"),
+        epochs=60,
+        decay_epochs=(20, 40),
+        lr=0.05,
+        batch_size=128,
+        targets=(
+            ModelSpec("resnet18"),
+            ModelSpec("vgg19_bn"),
+            ModelSpec("densenet121"),
+            ModelSpec("mobilenetv2"),
+            ModelSpec("googlenet"),
+            ModelSpec("senet18"),
+        ),
+        target_epochs=40,
+        target_decay_epochs=(20, 30),
+        n_attack_images=2000,
+        eps=4 / 255,
+        attack_steps=50,
+        seeds=(0, 1, 2),
+        sharpness_images=10_000,
+        sharpness_batch=100,
+        landscape_grid=31,
+        robust_dataset_size=None,
+        robust_model_epochs=60,
+        robust_iterations=1000,
+    ),
+    "paper": Scale(
+        name="paper",
+        train_subset=None,
+        eval_subset=None,
+        surrogate=ModelSpec("resnet50"),
+        epochs=150,
+        decay_epochs=(50, 100),
+        lr=0.05,
+        batch_size=128,
+        targets=(
+            ModelSpec("resnet18"),
+            ModelSpec("resnet50"),
+            ModelSpec("preactresnet18"),
+            ModelSpec("wideresnet28_10"),
+            ModelSpec("vgg19_bn"),
+            ModelSpec("densenet121"),
+            ModelSpec("mobilenetv2"),
+            ModelSpec("googlenet"),
+            ModelSpec("resnext29"),
+            ModelSpec("senet18"),
+        ),
+        target_epochs=150,
+        target_decay_epochs=(50, 100),
+        n_attack_images=2000,
+        eps=4 / 255,
+        attack_steps=50,
+        seeds=(0, 1, 2),
+        sharpness_images=10_000,
+        sharpness_batch=100,
+        landscape_grid=51,
+        robust_dataset_size=None,
+        robust_model_epochs=150,
+        robust_iterations=1000,
+    ),
+}
+
+
+def get_scale(scale: str | Scale, **overrides: Any) -> Scale:
+    """Look up a scale by name (or pass one through) and apply field overrides."""
+    if isinstance(scale, Scale):
+        base = scale
+    else:
+        if not isinstance(scale, str) or scale not in SCALES:
+            raise FlatnessError(
+                f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}"
+            )
+        base = SCALES[scale]
+    return base.replace(**overrides) if overrides else base
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """Parse ``["epochs=40", "eps=4/255"]`` from ``--set`` options."""
+    overrides: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FlatnessError(f"--set expects FIELD=VALUE, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
