@@ -1,0 +1,95 @@
+"""``python -m flatness train``: train one model (or reuse the finished identical run)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from flatness.cli._common import add_data_options, add_out_option, add_scale_options, scale_from_args
+from flatness.errors import FlatnessError
+from flatness.scales import ModelSpec
+
+NAME = "train"
+HELP = "train a surrogate or target model; prints its run directory as the last line"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_scale_options(parser)
+    add_data_options(parser)
+    add_out_option(parser)
+    parser.add_argument("--arch", default=None, help="architecture (default: the scale's surrogate)")
+    parser.add_argument("--width", type=float, default=None, help="channel-width multiplier")
+    parser.add_argument("--depth", type=int, default=None, help="depth knob where the arch has one")
+    parser.add_argument("--target", action="store_true",
+                        help="use the scale's target recipe (epochs, decays, subset)")
+    parser.add_argument("--dataset", default="cifar10",
+                        help="cifar10 (default), or a derived dataset: d_r, d_nr, d_rand, d_det")
+    parser.add_argument("--minimizer", default="sgd", help="see `python -m flatness minimizers`")
+    parser.add_argument("--rho", type=float, default=None, help="neighbourhood radius (SAM family)")
+    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
+                        help="another minimizer hyper-parameter (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--decay-epochs", default=None,
+                        help="comma-separated epochs after which lr /= 10; 'none' for constant")
+    parser.add_argument("--checkpoint-epochs", default=None,
+                        help="comma-separated epochs whose weights to keep (default: the scale's)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+
+
+def _epochs_list(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    if text.strip().lower() in {"", "none", "constant"}:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise FlatnessError(f"expected comma-separated epochs, got {text!r}") from None
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    from flatness.minimizers import parse_hyperparameters
+    from flatness.training import TrainConfig
+
+    scale = scale_from_args(args)
+    base = scale.surrogate if not args.target else (scale.targets[0] if scale.targets
+                                                    else scale.surrogate)
+    spec = ModelSpec(args.arch or base.arch,
+                     args.width if args.width is not None else base.width,
+                     args.depth if args.depth is not None else (None if args.arch else base.depth))
+    items = dict(item.partition("=")[::2] for item in args.hp)
+    if any(not key for key in items):
+        raise FlatnessError("--hp expects NAME=VALUE")
+    if args.rho is not None:
+        items["rho"] = str(args.rho)
+    overrides: dict[str, Any] = {
+        "dataset": args.dataset,
+        "minimizer": args.minimizer,
+        "minimizer_params": parse_hyperparameters(args.minimizer, items),
+    }
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+        overrides["checkpoint_epochs"] = ()
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    if (decays := _epochs_list(args.decay_epochs)) is not None:
+        overrides["decay_epochs"] = decays
+    if (checkpoints := _epochs_list(args.checkpoint_epochs)) is not None:
+        overrides["checkpoint_epochs"] = checkpoints
+    return TrainConfig.from_scale(scale, spec, seed=args.seed, target=args.target, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flatness.training import train
+
+    config = build_config(args)
+    result = train(config, data=args.data, device=args.device, out=args.out, compile=args.compile)
+    rows = result.metrics()
+    if rows:
+        last = rows[-1]
+        print(f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, "
+              f"train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}")
+    print(result.dir)
+    return 0

@@ -1,0 +1,150 @@
+"""A training run's full configuration; its hash identifies the run.
+
+Everything that changes the trained weights is a field here (architecture, data subset,
+recipe, minimizer and its hyper-parameters, seed, adversarial-training settings). Execution
+options that do not change the result (``torch.compile``, progress bars, output folder) are
+arguments of :func:`flatness.training.train` instead, so asking again for the same
+configuration reuses the finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from flatness.errors import FlatnessError
+from flatness.scales import ModelSpec, Scale
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how (defaults: the paper's CIFAR-10 surrogate recipe)."""
+
+    arch: str = "resnet50"
+    width: float = 1.0
+    depth: int | None = None
+    dataset: str = "cifar10"
+    train_subset: int | None = None  # class-balanced subset of the training set (None: all)
+    subset_seed: int = 0  # the subset is shared across training seeds
+    eval_subset: int | None = None  # test images scored after every epoch (None: all)
+    epochs: int = 150
+    lr: float = 0.05
+    decay_epochs: tuple[int, ...] = (50, 100)  # lr *= decay_factor after each of these epochs
+    decay_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    batch_size: int = 128
+    augment: bool = True
+    minimizer: str = "sgd"
+    minimizer_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    checkpoint_epochs: tuple[int, ...] = ()  # model weights kept for these epochs (and the last)
+    # adversarial training (robust models of Ilyas et al., slight adversarial training SAT)
+    adv_norm: str = "l2"
+    adv_eps: float = 0.0
+    adv_steps: int = 0
+    adv_step_size: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1 (got {self.epochs})")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0 (got {self.lr})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        if any(e < 0 for e in self.decay_epochs):
+            problems.append(f"decay epochs must be >= 0 (got {self.decay_epochs})")
+        if any(e < 1 or e > self.epochs for e in self.checkpoint_epochs):
+            problems.append(f"checkpoint epochs must lie in 1..{self.epochs}")
+        if self.adv_eps < 0 or self.adv_steps < 0:
+            problems.append("adversarial-training eps and steps must be >= 0")
+        if self.adv_norm not in {"l2", "linf"}:
+            problems.append(f"adv_norm must be 'l2' or 'linf' (got {self.adv_norm!r})")
+        if problems:
+            raise FlatnessError("invalid training configuration: " + "; ".join(problems))
+        # normalise containers so that equal configs hash equally
+        object.__setattr__(self, "decay_epochs", tuple(sorted(int(e) for e in self.decay_epochs)))
+        object.__setattr__(self, "checkpoint_epochs",
+                           tuple(sorted({int(e) for e in self.checkpoint_epochs})))
+        object.__setattr__(self, "minimizer_params", dict(sorted(self.minimizer_params.items())))
+
+    # -- identity ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FlatnessError(
+                f"training configuration has unknown fields {sorted(unknown)}: it was written "
+                "by another version of flatness; delete the run or use that version"
+            )
+        values = dict(data)
+        for key in ("decay_epochs", "checkpoint_epochs"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def run_id(self, data_source: str) -> str:
+        """A short hash of the configuration and the data copy it trains on."""
+        payload = json.dumps(
+            {"config": self.to_dict(), "data_source": data_source, "version": CONFIG_VERSION},
+            sort_keys=True, default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def run_name(self, data_source: str) -> str:
+        """Directory name: readable prefix plus the configuration hash."""
+        tag = self.minimizer
+        if "rho" in self.minimizer_params:
+            tag += f"{self.minimizer_params['rho']:g}"
+        if self.adv_eps > 0:
+            tag += f"-adv{self.adv_norm}{self.adv_eps:.3g}"
+        return f"{self.dataset}-{self.arch}-{tag}-s{self.seed}-{self.run_id(data_source)}"
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate used during ``epoch`` (1-based): decays apply after their epoch."""
+        n_decays = sum(epoch > milestone for milestone in self.decay_epochs)
+        return self.lr * self.decay_factor**n_decays
+
+    # -- construction from a scale ----------------------------------------------------------
+    @classmethod
+    def from_scale(
+        cls,
+        scale: Scale,
+        spec: ModelSpec | None = None,
+        *,
+        seed: int = 0,
+        target: bool = False,
+        **overrides: Any,
+    ) -> TrainConfig:
+        """The scale's surrogate recipe (or its target recipe with ``target=True``)."""
+        spec = spec or scale.surrogate
+        base = dict(
+            arch=spec.arch,
+            width=spec.width,
+            depth=spec.depth,
+            train_subset=scale.target_train_subset if target else scale.train_subset,
+            eval_subset=scale.eval_subset,
+            epochs=scale.target_epochs if target else scale.epochs,
+            lr=scale.lr,
+            decay_epochs=scale.target_decay_epochs if target else scale.decay_epochs,
+            momentum=scale.momentum,
+            weight_decay=scale.weight_decay,
+            batch_size=scale.batch_size,
+            seed=seed,
+        )
+        if not target:
+            every = max(1, scale.checkpoint_every)
+            base["checkpoint_epochs"] = tuple(range(every, scale.epochs + 1, every))
+        base.update(overrides)
+        return cls(**base)

@@ -1,0 +1,266 @@
+"""The training engine: one loop for every minimizer, data and augmentation on the device.
+
+Per step there is no host-device synchronisation: losses and correct counts accumulate in
+device tensors and are read once per epoch. On CUDA the model runs channels-last under bf16
+autocast (optionally ``torch.compile``-d); on CPU the same code runs in fp32. Two-pass
+minimizers plug in through the closure-based step API of :mod:`flatness.minimizers.base`.
+
+Runs are resumable bit for bit: after every epoch the model, the minimizer (base optimizer
+included), the device random generator and the metrics are saved atomically to ``resume.pt``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from flatness.data import DeviceDataset, load_dataset
+from flatness.device import autocast, memory_format, resolve_device
+from flatness.errors import FlatnessError
+from flatness.io import save_torch, write_json
+from flatness.minimizers import build_minimizer
+from flatness.models import build_model
+from flatness.provenance import provenance
+from flatness.training.config import TrainConfig
+from flatness.training.runs import Run, runs_root
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike | None = None,
+    compile: bool = False,
+    until_epoch: int | None = None,
+    progress: bool | None = None,
+) -> Run:
+    """Train ``config`` (or reuse its finished run) and return the run.
+
+    ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
+    ``progress=None`` shows a progress bar only on a terminal.
+    """
+    train_set, test_set = load_dataset(config.dataset, data)
+    run = Run(runs_root(out) / config.run_name(train_set.source))
+    status = run.status
+    if status.get("status") == "complete":
+        return run
+    if status.get("status") == "diverged":
+        raise FlatnessError(f"run {run.dir} diverged earlier: {status.get('message')}")
+
+    dev = resolve_device(device)
+    train_set = train_set.subset(config.train_subset, config.subset_seed)
+    eval_set = test_set.subset(config.eval_subset, 0)
+    trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile)
+    return trainer.fit(until_epoch=until_epoch, progress=progress)
+
+
+class _Trainer:
+    """State of one training run between epochs."""
+
+    def __init__(self, config: TrainConfig, run: Run, train_set: Any, eval_set: Any,
+                 device: torch.device, *, compile: bool) -> None:
+        self.config = config
+        self.run = run
+        self.device = device
+        self.mem_format = memory_format(device)
+        self.train_data = DeviceDataset.from_arrays(train_set, device)
+        self.eval_data = DeviceDataset.from_arrays(eval_set, device)
+        self.num_classes = len(train_set.classes)
+        self.data_source = train_set.source
+
+        torch.manual_seed(config.seed)  # identical initial weights on every device
+        self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width,
+                                 depth=config.depth).to(device, memory_format=self.mem_format)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(self.model) if compile else self.model
+        )
+        base = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum,
+            weight_decay=config.weight_decay, nesterov=config.nesterov,
+        )
+        self.minimizer = build_minimizer(config.minimizer, self.model, base,
+                                         **config.minimizer_params)
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.metrics: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.wall_time = 0.0
+
+    # -- persistence ------------------------------------------------------------------------
+    def _save_resume_state(self) -> None:
+        save_torch(self.run.resume_path, {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "minimizer": self.minimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "metrics": self.metrics,
+            "wall_time": self.wall_time,
+        })
+
+    def _load_resume_state(self) -> None:
+        if not self.run.resume_path.is_file():
+            return
+        try:
+            state = torch.load(self.run.resume_path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise FlatnessError(
+                f"cannot resume from {self.run.resume_path} ({exc}); delete it to restart the run"
+            ) from None
+        self.model.load_state_dict(state["model"])
+        self.minimizer.load_state_dict(state["minimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.metrics = list(state["metrics"])
+        self.epoch = int(state["epoch"])
+        self.wall_time = float(state["wall_time"])
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self, *, until_epoch: int | None, progress: bool | None) -> Run:
+        config = self.config
+        self.run.dir.mkdir(parents=True, exist_ok=True)
+        self.run.write_config(config, self.data_source, self.num_classes)
+        self._load_resume_state()
+        self.run.set_status("running", epoch=self.epoch)
+        last = min(config.epochs, until_epoch) if until_epoch is not None else config.epochs
+        bar = tqdm(range(self.epoch + 1, last + 1), desc=self.run.dir.name[:40], unit="epoch",
+                   initial=self.epoch, total=config.epochs,
+                   disable=(None if progress is None else not progress), leave=False)
+        for epoch in bar:
+            started = time.perf_counter()
+            row = self._train_epoch(epoch)
+            eval_model = self.minimizer.end_epoch(epoch, self._update_bn)
+            row.update(self._evaluate(eval_model))
+            self.wall_time += time.perf_counter() - started
+            row["wall_time_s"] = round(self.wall_time, 3)
+            self.metrics.append(row)
+            self.epoch = epoch
+            if not math.isfinite(row["train_loss"]):
+                self.run.write_metrics(self.metrics)
+                message = (f"training diverged at epoch {epoch} (train loss {row['train_loss']}); "
+                           "lower the learning rate or the minimizer's rho")
+                self.run.set_status("diverged", epoch=epoch, message=message)
+                raise FlatnessError(f"{message}; details in {self.run.dir}")
+            if epoch in config.checkpoint_epochs or epoch == config.epochs:
+                self.run.save_checkpoint(epoch, _unwrap(eval_model).state_dict())
+            self.run.write_metrics(self.metrics)
+            self._save_resume_state()
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['test_acc']:.3f}")
+        bar.close()
+        if self.epoch >= config.epochs:
+            self._finish()
+        else:
+            self.run.set_status("running", epoch=self.epoch)
+        return self.run
+
+    def _finish(self) -> None:
+        write_json(self.run.dir / "provenance.json", provenance(
+            self.device, wall_time_s=round(self.wall_time, 3), data_copy=self.data_source,
+            seed=self.config.seed, epochs=self.config.epochs,
+        ))
+        self.run.set_status("complete", epoch=self.epoch)
+        self.run.resume_path.unlink(missing_ok=True)
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        config = self.config
+        lr = config.lr_at(epoch)
+        for group in self.minimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for x, y in self.train_data.batches(config.batch_size, shuffle=True, augment=config.augment,
+                                            generator=self.generator,
+                                            memory_format=self.mem_format):
+            if config.adv_eps > 0 and config.adv_steps > 0:
+                x = self._adversarial(x, y)
+            first: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+            def closure(x: torch.Tensor = x, y: torch.Tensor = y,
+                        first: list = first) -> torch.Tensor:
+                with autocast(self.device):
+                    logits = self.forward(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                loss.backward()
+                if not first:
+                    first.append((loss.detach(), logits.detach()))
+                return loss.detach()
+
+            self.minimizer.zero_grad(set_to_none=True)
+            self.minimizer.step(closure)
+            batch_loss, logits = first[0]
+            loss_sum += batch_loss * y.numel()
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.numel()
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_acc": correct.item() / max(seen, 1),
+        }
+
+    def _adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Adversarial training inputs (PGD with random start), crafted in eval mode."""
+        from flatness.attacks import attack
+
+        config = self.config
+        self.model.eval()
+        try:
+            x_adv = attack(self.model, x, y, eps=config.adv_eps, steps=config.adv_steps,
+                           step_size=config.adv_step_size or 2.5 * config.adv_eps / config.adv_steps,
+                           norm=config.adv_norm, random_start=True, generator=self.generator)
+        finally:
+            self.model.train()
+        return x_adv.detach()
+
+    @torch.no_grad()
+    def _update_bn(self, model: nn.Module) -> None:
+        """Recompute BatchNorm statistics over the training set (SWA), deterministically."""
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = {m: m.momentum for m in norms}
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        was_training = model.training
+        model.train()
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
+        for x, _ in self.train_data.batches(self.config.batch_size, shuffle=True,
+                                            augment=self.config.augment, generator=generator,
+                                            memory_format=self.mem_format):
+            with autocast(self.device):
+                model(x)
+        for m in norms:
+            m.momentum = momenta[m]
+        model.train(was_training)
+
+    @torch.inference_mode()
+    def _evaluate(self, model: nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y in self.eval_data.batches(512, shuffle=False, augment=False, generator=None,
+                                           memory_format=self.mem_format):
+            with autocast(self.device):
+                logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+        model.train(was_training)
+        n = max(len(self.eval_data), 1)
+        return {"test_loss": loss_sum.item() / n, "test_acc": correct.item() / n}
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside wrappers (SWA's AveragedModel, torch.compile)."""
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
