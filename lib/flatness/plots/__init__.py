@@ -1,0 +1,31 @@
+"""Interactive plotly figures for the book: builders (data in, ``go.Figure`` out) and display.
+
+Use :func:`show` (not ``fig.show()``) in notebooks: it renders live and in the static book,
+where plotly.js is served from the book's own ``_static`` folder (works offline).
+"""
+
+from flatness.plots.display import FIGURE_CONFIG, figure_html, mimebundle, show
+from flatness.plots.figures import (
+    PALETTE,
+    bar_per_target,
+    curve_traces,
+    curves_with_band,
+    slider_figure,
+    surface_with_slider,
+)
+from flatness.plots.widgets import explore, static_figure
+
+__all__ = [
+    "FIGURE_CONFIG",
+    "PALETTE",
+    "bar_per_target",
+    "curve_traces",
+    "curves_with_band",
+    "explore",
+    "figure_html",
+    "mimebundle",
+    "show",
+    "slider_figure",
+    "static_figure",
+    "surface_with_slider",
+]

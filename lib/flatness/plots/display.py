@@ -1,0 +1,91 @@
+"""Show a plotly figure so that it works both in a live notebook and in the static book.
+
+Plotly 6+ emits only the ``application/vnd.plotly.v1+json`` mime type, which MyST-NB does not
+render (executablebooks/MyST-NB#667): the figure is blank in the book. :func:`show` emits one
+output with two representations: the plotly mime bundle (live Jupyter, VS Code) and a
+``text/html`` div that calls ``Plotly.newPlot`` *without* embedding plotly.js. The book loads
+plotly.js once per page from its own ``_static`` folder (see :mod:`flatness.book.sphinx_plotly`),
+so figures render with no kernel and no internet, and pages stay small.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import plotly.graph_objects as go
+
+#: Plotly's config for every figure: responsive width, no "edit in chart studio" link.
+FIGURE_CONFIG: dict[str, Any] = {"responsive": True, "displaylogo": False}
+#: Height (pixels) of a figure whose layout sets none.
+DEFAULT_HEIGHT = 480
+
+_SCRIPT = """<script type="text/javascript">
+(function () {{
+  var figure = {figure};
+  var draw = function () {{
+    var gd = document.getElementById("{div_id}");
+    if (!gd) {{ return; }}
+    Plotly.newPlot(gd, figure.data, figure.layout, figure.config).then(function () {{
+      if (figure.frames && figure.frames.length) {{ return Plotly.addFrames(gd, figure.frames); }}
+    }});
+  }};
+  if (window.Plotly) {{ draw(); }}
+  else {{ window.addEventListener("load", function () {{
+    if (window.Plotly) {{ draw(); }}
+    else {{ console.error("flatness: plotly.js is not loaded on this page"); }}
+  }}); }}
+}})();
+</script>"""
+
+
+def figure_html(fig: go.Figure, div_id: str | None = None) -> str:
+    """The figure as an HTML fragment: a ``div`` and a script drawing it with a page-level Plotly.
+
+    The script uses ``window.Plotly`` (the page's ``<head>`` provides it; the script falls back
+    to the page's ``load`` event), never a CDN, and embeds the figure's data, layout and frames.
+    """
+    import plotly.io as pio
+
+    div_id = div_id or f"flatness-fig-{uuid.uuid4().hex[:12]}"
+    height = fig.layout.height or DEFAULT_HEIGHT
+    as_json = fig.to_plotly_json()
+    figure = {
+        "data": as_json["data"],
+        "layout": as_json["layout"],
+        "frames": [frame.to_plotly_json() for frame in (fig.frames or ())],
+        "config": FIGURE_CONFIG,
+    }
+    # "</" inside a <script> element would end it early
+    figure_json = pio.json.to_json_plotly(figure).replace("</", "<\\/")
+    return (
+        f'<div id="{div_id}" class="plotly-graph-div flatness-figure" '
+        f'style="height:{height}px; width:100%;"></div>\n'
+        + _SCRIPT.format(figure=figure_json, div_id=div_id)
+    )
+
+
+def mimebundle(fig: go.Figure) -> dict[str, Any]:
+    """The display bundle: plotly's own mime type for live frontends, HTML for the static book."""
+    bundle: dict[str, Any] = {
+        "application/vnd.plotly.v1+json": fig.to_plotly_json() | {"config": FIGURE_CONFIG},
+        "text/html": figure_html(fig),
+        "text/plain": f"<plotly figure: {len(fig.data)} traces, {len(fig.frames or ())} frames>",
+    }
+    return _jsonable(bundle)
+
+
+def show(fig: go.Figure) -> None:
+    """Display ``fig`` in a notebook so it renders live *and* in the static Jupyter Book."""
+    from IPython.display import display
+
+    display(mimebundle(fig), raw=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plotly's JSON encoder handles numpy arrays, dates and NaN; round-trip through it."""
+    import json
+
+    import plotly.io as pio
+
+    return json.loads(pio.json.to_json_plotly(obj))
