@@ -1,0 +1,35 @@
+"""Datasets by name: ``cifar10`` built in; derived sets (``d_r``, ``d_nr``, ...) register here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from flatness.data.arrays import ArrayDataset
+from flatness.data.cifar10 import load_cifar10
+from flatness.errors import FlatnessError
+
+Loader = Callable[[str | None], tuple[ArrayDataset, ArrayDataset]]
+_LOADERS: dict[str, Loader] = {"cifar10": load_cifar10}
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Make ``load_dataset(name, data)`` call ``loader(data)``; registering again replaces it."""
+    _LOADERS[name] = loader
+
+
+def known_datasets() -> tuple[str, ...]:
+    """The registered dataset names, sorted."""
+    return tuple(sorted(_LOADERS))
+
+
+def load_dataset(name: str = "cifar10",
+                 data: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """The (train, test) sets of dataset ``name``; ``data`` is the CIFAR-10 location."""
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise FlatnessError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}"
+        ) from None
+    return loader(None if data is None else os.fspath(data))
