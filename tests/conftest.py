@@ -1,0 +1,85 @@
+"""Shared pytest fixtures: an isolated cache, a tiny synthetic CIFAR-10 copy, the real copy."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flatness.data import CIFAR10_CLASSES
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point FLATNESS_CACHE at a per-session folder so tests never touch ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLATNESS_CACHE", str(tmp_path_factory.mktemp("flatness-cache")))
+    yield
+    patch.undo()
+
+
+def write_image_folder(root: Path, counts: tuple[int, int] = (6, 2),
+                       classes: Sequence[str] = CIFAR10_CLASSES, size: tuple[int, int] = (32, 32),
+                       fmt: str = "JPEG", prefix: str = "", seed: int = 0) -> Path:
+    """Write ``<root>/<prefix>{train,test}/<class>/NNNN.<ext>`` random images; returns ``root``.
+
+    Each class has its own mean colour plus noise, so a model can tell the classes apart.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    ext = {"JPEG": "jpg", "PNG": "png"}[fmt]
+    for split, count in zip(("train", "test"), counts):
+        for label, name in enumerate(classes):
+            folder = root / prefix / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            colour = np.array([37 * label, 91 * label + 40, 53 * label + 90]) % 256
+            for i in range(count):
+                noise = rng.integers(-40, 41, size=(size[1], size[0], 3))
+                pixels = np.clip(colour + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}.{ext}", format=fmt)
+    return root
+
+
+def tar_gz(folder: Path, archive: Path) -> Path:
+    """Pack the contents of ``folder`` (without ``folder`` itself) into ``archive`` (.tar.gz)."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for entry in sorted(folder.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    return archive
+
+
+@pytest.fixture(scope="session")
+def make_cifar_copy() -> Callable[..., Path]:
+    """Build a synthetic copy: ``make_cifar_copy(dir, archive=True, **write_image_folder_kwargs)``.
+
+    Returns the ``.tar.gz`` (``dir/cifar.tar.gz``) or, with ``archive=False``, the tree
+    (``dir/tree``).
+    """
+    def make(directory: Path, archive: bool = True, **kwargs) -> Path:
+        tree = write_image_folder(Path(directory) / "tree", **kwargs)
+        return tar_gz(tree, Path(directory) / "cifar.tar.gz") if archive else tree
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cifar_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CIFAR-10 image-folder ``.tar.gz``: 10 classes x (6 train + 2 test) 32x32 JPEGs."""
+    root = tmp_path_factory.mktemp("cifar-tiny")
+    folder = write_image_folder(root / "tree")
+    return tar_gz(folder, root / "cifar-tiny.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def shared_cifar() -> Path:
+    """The project's offline CIFAR-10 copy ($FLATNESS_DATA overrides); skips when absent."""
+    path = Path(os.environ.get("FLATNESS_DATA") or SHARED_CIFAR)
+    if not path.exists():
+        pytest.skip(f"offline CIFAR-10 copy not found at {path}")
+    return path
