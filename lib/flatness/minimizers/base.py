@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from flatness.errors import FlatnessError
+
 Closure = Callable[[], torch.Tensor]
 BatchNormUpdate = Callable[[nn.Module], None]
 
@@ -41,39 +43,60 @@ BatchNormUpdate = Callable[[nn.Module], None]
 def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
     """Run forward passes in train mode without updating BatchNorm running statistics.
 
-    Sets each BatchNorm's ``momentum`` to 0 (the running average keeps its value) and undoes
-    it on exit; ``num_batches_tracked`` is restored too.
+    Turns ``track_running_stats`` off on every tracking BatchNorm and back on at exit: in train
+    mode the layer then normalises with the batch statistics (exactly as before) but neither
+    its running averages nor ``num_batches_tracked`` change. Costs no tensor operation, and
+    holds for any ``momentum`` (including ``None``, the cumulative average).
     """
-    saved = []
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            saved.append((module, module.momentum, module.num_batches_tracked.clone()
-                          if module.num_batches_tracked is not None else None))
-            module.momentum = 0.0
+    frozen = [m for m in model.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for module in frozen:
+        module.track_running_stats = False
     try:
         yield
     finally:
-        for module, momentum, tracked in saved:
-            module.momentum = momentum
-            if tracked is not None:
-                module.num_batches_tracked.copy_(tracked)
+        for module in frozen:
+            module.track_running_stats = True
 
 
 class Minimizer:
     """Base class: wraps a base optimizer and a model; subclasses override :meth:`step`.
 
-    Subclasses set ``name`` and ``hyperparameters`` (name -> default) and validate their
-    hyper-parameters in ``__init__`` with a clear :class:`~flatness.errors.FlatnessError`.
+    Subclasses set ``name``, ``hyperparameters`` (name -> default; the default's type is the
+    parameter's type), ``description`` and ``reference``, and check their values in
+    :meth:`_validate` with :meth:`_require`. The merged values are ``self.hp``.
     """
 
     name: ClassVar[str] = "base"
     hyperparameters: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
     passes: ClassVar[float] = 1.0  # forward-backward passes per step, for documentation
+    eps: ClassVar[float] = 1e-12  # added to norms in denominators (as pytorch-optimizer does)
 
-    def __init__(self, model: nn.Module, base_optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, model: nn.Module, base_optimizer: torch.optim.Optimizer,
+                 **hyperparameters: Any) -> None:
+        unknown = set(hyperparameters) - set(self.hyperparameters)
+        if unknown:
+            raise FlatnessError(
+                f"minimizer {self.name!r} has no hyper-parameter {', '.join(sorted(unknown))}; "
+                f"it takes: {', '.join(self.hyperparameters) or 'none'}")
         self.model = model
         self.base_optimizer = base_optimizer
+        self.hp: dict[str, Any] = {**self.hyperparameters, **hyperparameters}
+        for key, value in self.hp.items():
+            self._require(_same_kind(value, self.hyperparameters[key]),
+                          f"{key}={value!r} should be a {type(self.hyperparameters[key]).__name__}")
+        self._validate()
         self.state: dict[str, Any] = {}
+
+    def _validate(self) -> None:
+        """Check ``self.hp``; raise through :meth:`_require`."""
+
+    def _require(self, condition: bool, problem: str) -> None:
+        """Raise a :class:`FlatnessError` naming this minimizer and the problem."""
+        if not condition:
+            raise FlatnessError(f"minimizer {self.name!r}: {problem}")
 
     # -- optimizer-like surface -------------------------------------------------------------
     @property
@@ -82,6 +105,11 @@ class Minimizer:
 
     def params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
+
+    def params_with_grad(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The parameters that received a gradient from the last closure, and their grads."""
+        params = [p for p in self.params() if p.grad is not None]
+        return params, [p.grad for p in params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base_optimizer.zero_grad(set_to_none=set_to_none)
@@ -109,9 +137,26 @@ class Minimizer:
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hp.items())
+        return f"{type(self).__name__}({hp})"
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` fits a hyper-parameter whose default is ``default`` (ints fit floats)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
 
 class SGD(Minimizer):
     """The baseline: one forward-backward pass, then the base optimizer's step."""
 
     name = "sgd"
     hyperparameters: ClassVar[dict[str, Any]] = {}
+    description = "the base optimizer alone (SGD with momentum and weight decay)"
+    reference = "Robbins & Monro 1951; early stopping is an evaluation choice, not a minimizer"
