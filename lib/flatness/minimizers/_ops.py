@@ -13,9 +13,9 @@ Tensors = list[torch.Tensor]
 
 
 def global_norm(tensors: Tensors) -> torch.Tensor:
-    """The L2 norm of the concatenation of ``tensors`` (a 0-d fp32 tensor)."""
-    norms = torch._foreach_norm(tensors)
-    return torch.linalg.vector_norm(torch.stack(norms).float())
+    """The L2 norm of the concatenation of ``tensors`` (0-d, at least fp32)."""
+    norms = torch.stack(torch._foreach_norm(tensors))
+    return torch.linalg.vector_norm(norms, dtype=torch.promote_types(norms.dtype, torch.float32))
 
 
 def dot(a: Tensors, b: Tensors, norm_a: torch.Tensor, norm_b: torch.Tensor) -> torch.Tensor:
@@ -33,11 +33,3 @@ def dot(a: Tensors, b: Tensors, norm_a: torch.Tensor, norm_b: torch.Tensor) -> t
 def scaled(tensors: Tensors, factor: torch.Tensor) -> Tensors:
     """``[t * factor for t in tensors]`` for a 0-d tensor factor, as one fused kernel."""
     return torch._foreach_mul(tensors, factor)
-
-
-def weight_scaled(params: Tensors, grads: Tensors, eta: float) -> Tensors:
-    """ASAM's ``T_w g`` with ``T_w = |w| + eta`` element-wise."""
-    t_w = torch._foreach_abs(params)
-    if eta:
-        torch._foreach_add_(t_w, eta)
-    return torch._foreach_mul(t_w, grads)
