@@ -4,7 +4,7 @@ Use :func:`show` (not ``fig.show()``) in notebooks: it renders live and in the s
 where plotly.js is served from the book's own ``_static`` folder (works offline).
 """
 
-from flatness.plots.display import FIGURE_CONFIG, figure_html, mimebundle, show
+from flatness.plots.display import FIGURE_CONFIG, figure_html, mimebundle, show, use_renderer
 from flatness.plots.figures import (
     PALETTE,
     bar_per_target,
@@ -14,6 +14,8 @@ from flatness.plots.figures import (
     surface_with_slider,
 )
 from flatness.plots.widgets import explore, static_figure
+
+use_renderer()  # in a notebook, fig.show() and a bare `fig` render offline in the book too
 
 __all__ = [
     "FIGURE_CONFIG",
@@ -28,4 +30,5 @@ __all__ = [
     "slider_figure",
     "static_figure",
     "surface_with_slider",
+    "use_renderer",
 ]

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.io.base_renderers import MimetypeRenderer
 
 #: Plotly's config for every figure: responsive width, no "edit in chart studio" link.
 FIGURE_CONFIG: dict[str, Any] = {"responsive": True, "displaylogo": False}
@@ -80,6 +81,32 @@ def show(fig: go.Figure) -> None:
     from IPython.display import display
 
     display(mimebundle(fig), raw=True)
+
+
+class FlatnessRenderer(MimetypeRenderer):
+    """A plotly renderer emitting :func:`mimebundle`, so ``fig.show()`` and a bare ``fig``
+    also render offline in the book (registered as ``"flatness"`` by :func:`use_renderer`)."""
+
+    def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+        return mimebundle(go.Figure(fig_dict))
+
+    def activate(self) -> None:
+        """Nothing to load: plotly.js comes from the page (book) or the frontend (Jupyter)."""
+
+
+def use_renderer() -> None:
+    """Make ``"flatness"`` plotly's default renderer when running inside an IPython kernel."""
+    import plotly.io as pio
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return  # a script or a terminal IPython: keep plotly's own default (browser)
+    pio.renderers["flatness"] = FlatnessRenderer()
+    pio.renderers.default = "flatness"
 
 
 def _jsonable(obj: Any) -> Any:
