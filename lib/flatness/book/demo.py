@@ -85,3 +85,16 @@ def make_demo_book(root: Path, chapters: tuple[str, ...] = ("01_demo", "02_demo"
     for i, name in enumerate(chapters, 1):
         nbformat.write(demo_notebook(f"Demo chapter {i}"), root / "notebooks" / f"{name}.ipynb")
     return root
+
+
+def demo_html(base: Path, parameters: dict | None = None) -> Path:
+    """Build the demo book once under ``base`` (reused if already built); return its html dir."""
+    from flatness.book.build import build_book
+
+    html = Path(base) / "_build" / "html"
+    if not (html / "book" / "chapters" / "02_demo.html").is_file():
+        make_demo_book(base)
+        report = build_book(base, parameters=parameters or {"rho": 0.2}, echo=lambda *a, **k: None)
+        if not report.ok:
+            raise RuntimeError(f"demo book build failed:\n{report.summary()}")
+    return html

@@ -57,6 +57,23 @@ class _PlotlyMimeFilter(logging.Filter):
         return not ("unknown output mime type" in message and PLOTLY_MIME in message)
 
 
+def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                    doctree: Any) -> None:
+    """Drop repeated identical ``<script>`` entries (sphinx-thebe adds its inline config twice
+    on notebook pages, which is a JavaScript error: ``const THEBE_JS_URL`` declared twice)."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        key = (getattr(script, "filename", str(script)) or "", tuple(sorted((k, str(v)) for k, v in
+                                         getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def setup(app: Any) -> dict[str, Any]:
     for handler in logging.getLogger("sphinx").handlers:
         if not any(isinstance(f, _PlotlyMimeFilter) for f in handler.filters):
@@ -65,4 +82,5 @@ def setup(app: Any) -> dict[str, Any]:
     # UMD bundle register as an AMD module instead of setting window.Plotly)
     app.add_js_file(FILENAME, priority=100)
     app.connect("build-finished", _on_build_finished)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

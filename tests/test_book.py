@@ -1,0 +1,154 @@
+"""The book machinery end to end on a tiny generated book: papermill, Jupyter Book, offline
+plotly.js, failure handling, the toc, the reproducibility page, output-free sources."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from flatness.book.build import build_book, parse_warnings
+from flatness.book.demo import demo_html, make_demo_book
+from flatness.book.reproducibility import render
+from flatness.book.sphinx_plotly import plotly_js_path
+from flatness.book.toc import available_toc, read_chapters, select_chapters
+from flatness.cli import main
+from flatness.cli.book import parse_value
+from flatness.errors import FlatnessError
+from flatness.paths import repo_root
+from flatness.results import Result, write_result
+
+CDN = re.compile(r"cdn\.plot\.ly|cdn\.jsdelivr\.net/npm/plotly|cdnjs\.cloudflare\.com/ajax/libs/"
+                 r"plotly|require\.min\.js|embed-amd\.js")
+
+
+@pytest.fixture(scope="session")
+def tiny_book(tmp_path_factory) -> Path:
+    base = tmp_path_factory.getbasetemp() / "tiny-book"
+    demo_html(base)
+    return base
+
+
+def test_tiny_book_builds_without_warnings(tiny_book: Path) -> None:
+    log = (tiny_book / "_build" / "book-build.log").read_text()
+    assert parse_warnings(log) == [], log
+    html = tiny_book / "_build" / "html"
+    for name in ("01_demo", "02_demo"):
+        page = (html / "book" / "chapters" / f"{name}.html").read_text()
+        assert 'src="../../_static/plotly.min.js"' in page
+        assert not CDN.search(page), CDN.search(page)
+        assert not re.search(r'<script[^>]+src="https?://', page)
+        assert page.count('class="plotly-graph-div flatness-figure"') == 2  # show + explore
+        assert page.count("const THEBE_JS_URL") <= 1
+    served = html / "_static" / "plotly.min.js"
+    assert served.read_bytes() == plotly_js_path().read_bytes()
+
+
+def test_parameters_reach_the_executed_notebook(tiny_book: Path) -> None:
+    nb = nbformat.read(tiny_book / "book" / "chapters" / "01_demo.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "rho = 0.2" in injected[0].source
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("text/html" in o.get("data", {}) for o in outputs)
+    assert not any(o.output_type == "error" for o in outputs)
+    assert (tiny_book / "book" / "reproducibility.md").is_file()
+
+
+def test_no_execute_rebuild_is_fast_and_keeps_notebooks(tiny_book: Path) -> None:
+    executed = tiny_book / "book" / "chapters" / "01_demo.ipynb"
+    before = executed.stat().st_mtime_ns
+    start = time.perf_counter()
+    assert main(["book", "--root", str(tiny_book), "--no-execute"]) == 0
+    assert time.perf_counter() - start < 60
+    assert executed.stat().st_mtime_ns == before
+
+
+def test_failing_chapter_fails_the_build_but_others_build(tmp_path: Path, capsys) -> None:
+    make_demo_book(tmp_path)
+    bad = tmp_path / "notebooks" / "02_demo.ipynb"
+    nb = nbformat.read(bad, as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace("fail = False", "fail = True")
+    nbformat.write(nb, bad)
+    assert main(["book", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"02_demo\s+failed.*demo chapter asked to fail", out), out
+    assert re.search(r"01_demo\s+ok", out), out
+    html = tmp_path / "_build" / "html" / "book" / "chapters"
+    assert (html / "01_demo.html").is_file() and (html / "02_demo.html").is_file()
+    failed = nbformat.read(tmp_path / "book" / "chapters" / "02_demo.ipynb", as_version=4)
+    errors = [o for c in failed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert errors and errors[0].evalue == "demo chapter asked to fail"
+
+
+def test_bad_parameter_stops_at_the_check_cell(tmp_path: Path) -> None:
+    from flatness.book.execute import execute_chapter
+
+    make_demo_book(tmp_path, chapters=("01_demo",))
+    chapter = read_chapters(tmp_path)[0]
+    run = execute_chapter(chapter, {"rho": -1.0}, root=tmp_path)
+    assert run.status == "failed" and "rho must be >= 0" in run.error
+    nb = nbformat.read(chapter.executed, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[2].outputs[0].output_type == "error"  # parameters, injected, check
+    assert all(not c.outputs for c in code[3:])
+
+
+def test_unknown_parameter_and_chapter_are_rejected(tmp_path: Path) -> None:
+    make_demo_book(tmp_path)
+    with pytest.raises(FlatnessError, match="rhoo"):
+        build_book(tmp_path, parameters={"rhoo": 1})
+    with pytest.raises(FlatnessError, match="no chapter named 'nine'"):
+        build_book(tmp_path, chapters=["nine"])
+
+
+def test_toc_lists_the_five_chapters_and_prunes_missing(tmp_path: Path) -> None:
+    chapters = read_chapters(repo_root())
+    assert [c.name for c in chapters] == [
+        "01_robust_features", "02_lr_decay", "03_sharpness", "04_minimizers",
+        "05_complementarity"]
+    assert [c.name for c in select_chapters(chapters, ["04", "02_lr_decay"])] == [
+        "04_minimizers", "02_lr_decay"]
+    make_demo_book(tmp_path)
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    (tmp_path / "book" / "chapters" / "02_demo.ipynb").write_text("{}")
+    missing = available_toc(tmp_path, tmp_path / "toc.yml")
+    toc = (tmp_path / "toc.yml").read_text()
+    assert missing == ["01_demo"] and "02_demo" in toc and "01_demo" not in toc
+    assert "book/reproducibility" in toc
+
+
+def test_reproducibility_page_lists_result_files(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_result(results / "cpu" / "ch2" / "lr_decay.json", Result(
+        kind="transfer_curve", scale="cpu", config={}, data={}, seeds=[0, 1],
+        data_copy="cifar10-jpeg", provenance={"code_commit": "abcdef0123456789",
+                                              "device": "cpu x2", "wall_time_s": 750.0}))
+    (results / "smoke").mkdir()
+    (results / "smoke" / "broken.json").write_text("{not json")
+    page = render(results)
+    row = next(line for line in page.splitlines() if "lr_decay" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["`cpu/ch2/lr_decay.json`", "transfer_curve", "cpu", "0, 1", "cpu x2",
+                     "cifar10-jpeg", "abcdef0123", "12.5 min"]
+    assert "`smoke/broken.json` | unreadable" in page
+    assert "No result file" in render(tmp_path / "nothing")
+
+
+def test_parse_value_reads_yaml() -> None:
+    assert parse_value("0.5") == 0.5 and parse_value("[0, 1]") == [0, 1]
+    assert parse_value("true") is True and parse_value("null") is None
+    assert parse_value("4/255") == "4/255" and parse_value("cpu") == "cpu"
+
+
+def test_source_notebooks_are_output_free() -> None:
+    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, (
+                    f"{path.name} cell {i} has outputs: clear them (jupyter nbconvert "
+                    f"--clear-output --inplace {path})")
