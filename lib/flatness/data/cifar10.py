@@ -42,11 +42,10 @@ def load_cifar10(data: str | os.PathLike | None = None) -> tuple[ArrayDataset, A
                   for what, arr in zip(("images", "labels"), pair)}
         arrays["source"] = np.array(source)
         _write_cache(cache_file, arrays)
-    return tuple(  # type: ignore[return-value]
-        ArrayDataset(arrays[f"{split}_images"], arrays[f"{split}_labels"], CIFAR10_CLASSES,
-                     str(arrays["source"]))
-        for split in ("train", "test")
-    )
+    train, test = (ArrayDataset(arrays[f"{split}_images"], arrays[f"{split}_labels"],
+                                CIFAR10_CLASSES, str(arrays["source"]))
+                   for split in ("train", "test"))
+    return train, test
 
 
 def _cache_file(kind: str, key: str) -> Path:

@@ -42,6 +42,7 @@ class DeviceDataset:
 
     @property
     def device(self) -> torch.device:
+        """Where the images and labels live."""
         return self.images.device
 
     def __len__(self) -> int:
