@@ -5,9 +5,10 @@ stage, expansion 2), 1024-dimensional features. One deliberate difference: a 3x3
 convolution as in the paper and the rest of the zoo (kuangliu uses 1x1), which adds 1,536
 parameters: 4,775,754 in all (kuangliu: 4,774,218).
 
-``width`` scales the group widths (128, 256, 512) and the 64-channel stem; the cardinality
-stays 32 when the group width allows, else becomes the largest divisor of the group width
-below 32 (so grouped convolutions always divide evenly). ``depth`` is blocks per stage.
+``width`` scales the group widths (128, 256, 512), the 64-channel stem and the cardinality
+(``round(32 * width)``), so narrow versions keep 4-, 8- and 16-channel groups rather than
+turning depthwise (width 0.25 is a "ResNeXt-29 8x4d"); where the scaled cardinality does not
+divide the group width, the largest divisor below it is used. ``depth`` is blocks per stage.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ CARDINALITY = 32
 BOTTLENECK_WIDTH = 4
 
 
-def groups_for(group_width: int, cardinality: int = CARDINALITY) -> int:
+def groups_for(group_width: int, cardinality: int) -> int:
     """The largest number of groups <= ``cardinality`` that divides ``group_width``."""
     return max(g for g in range(1, min(cardinality, group_width) + 1) if group_width % g == 0)
 
@@ -35,7 +36,7 @@ def resnext29(width: float, depth: int | None) -> tuple[nn.Module, int]:
     layers: OrderedDict[str, nn.Module] = OrderedDict(stem=nn.Sequential(*conv_bn_relu(3, c, 3)))
     for i, stride in enumerate((1, 2, 2), start=1):
         group_width = scaled(CARDINALITY * BOTTLENECK_WIDTH * 2 ** (i - 1), width)
-        groups = groups_for(group_width)
+        groups = groups_for(group_width, scaled(CARDINALITY, width))
         modules: list[nn.Module] = []
         for s in [stride] + [1] * (n - 1):
             modules.append(Bottleneck(c, group_width, 2 * group_width, s, groups))
