@@ -1,5 +1,5 @@
-"""Model plumbing shared by the attack and the techniques: finding hookable modules, and
-putting surrogates into attack mode (eval, frozen parameters) without changing them for good."""
+"""Model plumbing shared by the attack and the evaluation: devices, class counts, and
+putting models into attack mode (eval, frozen parameters) without changing them for good."""
 
 from __future__ import annotations
 
@@ -10,25 +10,6 @@ import torch
 from torch import nn
 
 from flatness.errors import FlatnessError
-from flatness.models.base import ResidualBlock
-
-
-def residual_blocks(model: nn.Module) -> list[ResidualBlock]:
-    """The model's residual blocks in registration order (the zoo's helper when it exists)."""
-    try:
-        from flatness.models import residual_blocks as zoo_blocks
-    except ImportError:
-        return [m for m in model.modules() if isinstance(m, ResidualBlock)]
-    return list(zoo_blocks(model))
-
-
-def relu_modules(model: nn.Module) -> list[nn.ReLU]:
-    """The model's ``nn.ReLU`` modules in forward order (the zoo's helper when it exists)."""
-    try:
-        from flatness.models import relu_modules as zoo_relus
-    except ImportError:
-        return [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    return list(zoo_relus(model))
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flatness.attacks._model import relu_modules, residual_blocks
 from flatness.errors import FlatnessError
+from flatness.models import relu_modules, residual_blocks
 
 
 class AttackRNG:
