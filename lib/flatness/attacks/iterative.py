@@ -22,7 +22,7 @@ from torch import nn
 
 from flatness.attacks._model import as_model_list, attack_mode, model_device, num_classes
 from flatness.attacks.techniques import AttackRNG, Technique, parse_techniques
-from flatness.device import autocast, memory_format
+from flatness.device import autocast
 from flatness.errors import FlatnessError
 
 NORMS = ("linf", "l2")
@@ -85,6 +85,7 @@ def attack(
     generator: torch.Generator | None = None,
     batch_size: int = 500,
     amp: bool = True,
+    channels_last: bool = True,
 ) -> torch.Tensor:
     """Craft adversarial examples for ``x`` (N x C x H x W in [0, 1]) with true labels ``y``.
 
@@ -94,7 +95,8 @@ def attack(
     ``step % len(surrogates)`` at each step (LGV). ``generator`` seeds every random choice
     (random start, DI, ghost networks); ``None`` uses torch's global RNG like torchattacks.
     Works chunk by chunk (``batch_size`` images at a time, on the surrogates' device, bf16
-    autocast on CUDA when ``amp``); returns a tensor like ``x`` (same device and dtype).
+    autocast on CUDA when ``amp``, channels-last layout when ``channels_last``: faster on CUDA
+    and on CPU alike); returns a tensor like ``x`` (same device and dtype).
     """
     models = as_model_list(surrogates, "surrogates")
     if isinstance(techniques, str):
@@ -128,7 +130,7 @@ def attack(
     grad_t = sorted((t for t in techniques if t.has_gradient_transform), key=lambda t: t.stage)
     out = torch.empty_like(x)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(attack_mode(models))
+        stack.enter_context(attack_mode(models, channels_last))
         for model in models:
             for t in techniques:
                 stack.enter_context(t.patch(model, rng))
@@ -138,7 +140,7 @@ def attack(
                 models, x[lo:hi].to(device), goal[lo:hi].to(device), sign=-1.0 if targeted else 1.0,
                 eps=float(eps), steps=steps, step_size=step_size, norm=norm,
                 random_start=random_start, ensemble=ensemble, input_t=input_t, grad_t=grad_t,
-                rng=rng, amp=amp,
+                rng=rng, amp=amp, channels_last=channels_last,
             )
             out[lo:hi] = adv.to(out.device, out.dtype)
     return out
@@ -160,17 +162,19 @@ def _loss(models: Sequence[nn.Module], x: torch.Tensor, labels: torch.Tensor, en
 
 
 def _attack_chunk(models, x0, labels, *, sign, eps, steps, step_size, norm, random_start,
-                  ensemble, input_t, grad_t, rng, amp) -> torch.Tensor:
+                  ensemble, input_t, grad_t, rng, amp, channels_last) -> torch.Tensor:
     """The step loop on one chunk already on the surrogates' device (no host syncs inside)."""
-    x0 = x0.contiguous(memory_format=memory_format(x0.device))
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
     if norm == "linf":
         lower, upper = (x0 - eps).clamp_min(0), (x0 + eps).clamp_max(1)
     adv = x0.clone()
-    if random_start:
+    if random_start:  # noise drawn in the standard layout, so it does not depend on x0's
+        noise = torch.empty(x0.shape, dtype=x0.dtype, device=x0.device)
         if norm == "linf":
-            adv = adv + torch.empty_like(adv).uniform_(-eps, eps, generator=rng.tensor)
+            adv = adv + noise.uniform_(-eps, eps, generator=rng.tensor)
         else:  # torchattacks PGDL2: a random direction with a uniform radius
-            delta = torch.empty_like(adv).normal_(generator=rng.tensor)
+            delta = noise.normal_(generator=rng.tensor)
             radius = torch.zeros_like(_per_example_norm(delta)).uniform_(0, 1, generator=rng.tensor)
             adv = adv + delta * radius / _per_example_norm(delta) * eps
         adv = adv.clamp(0, 1)
