@@ -32,21 +32,32 @@ def trace_stats(samples: list[float]) -> tuple[float, float]:
     return float(arr.mean()), stderr
 
 
-def rademacher(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype,
-               device: torch.device) -> torch.Tensor:
-    """Independent +-1 entries from a seeded generator."""
-    bits = torch.randint(0, 2, shape, generator=generator, device=device, dtype=torch.int8)
-    return bits.to(dtype).mul_(2).sub_(1)
+def rademacher(shapes: list[torch.Size], count: int, generator: torch.Generator,
+               dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``count`` flat Rademacher probes (count, dim), drawn parameter by parameter.
+
+    Drawn in PyHessian's order (for each probe, one ``randint(0, 2)`` tensor per parameter) so
+    that a generator seeded like PyHessian's global RNG yields PyHessian's very probes: with
+    the same seed both engines average the same ``z^T H z`` terms (common random numbers),
+    and their traces differ only by arithmetic.
+    """
+    probes = [
+        torch.cat([torch.randint(0, 2, shape, generator=generator, device=device,
+                                 dtype=dtype).reshape(-1) for shape in shapes])
+        for _ in range(count)
+    ]
+    return torch.stack(probes).mul_(2).sub_(1)
 
 
-def hutchinson(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, max_samples: int,
-               tol: float | None, min_samples: int, block: int, generator: torch.Generator,
-               dtype: torch.dtype, device: torch.device) -> list[float]:
+def hutchinson(matmat: Callable[[torch.Tensor], torch.Tensor], shapes: list[torch.Size], *,
+               max_samples: int, tol: float | None, min_samples: int, block: int,
+               generator: torch.Generator, dtype: torch.dtype,
+               device: torch.device) -> list[float]:
     """Probe values ``z_i^T H z_i`` until the stopping rule holds or ``max_samples`` are drawn."""
     samples: list[float] = []
     while len(samples) < max_samples:
         b = min(block, max_samples - len(samples))
-        z = rademacher((b, dim), generator, dtype, device)
+        z = rademacher(shapes, b, generator, dtype, device)
         samples.extend(torch.einsum("bi,bi->b", z, matmat(z)).double().tolist())
         if should_stop(samples, tol, min_samples):
             break

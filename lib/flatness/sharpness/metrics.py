@@ -23,7 +23,7 @@ from torch import nn
 from flatness.device import resolve_device
 from flatness.errors import FlatnessError
 from flatness.sharpness._state import evaluation_mode
-from flatness.sharpness.hutchinson import hutchinson, trace_stats
+from flatness.sharpness.hutchinson import hutchinson, rademacher, trace_stats
 from flatness.sharpness.hvp import HVP_MODES, HessianOperator, LossFn
 from flatness.sharpness.lanczos import density_on_grid, slq_nodes, top_eigenvalues
 
@@ -63,7 +63,8 @@ def _fast_metrics(op: HessianOperator, *, top_k: int, which: str, trace: bool, d
         out["hvps"][name] = op.hvp_count
         return result
 
-    # independent streams per phase, so switching one phase on or off changes no other result
+    # independent streams per phase, so switching one phase on or off changes no other result;
+    # the trace's stream (seed + 1) is PyHessian's for the same seed (see hutchinson.rademacher)
     v0 = torch.randn(op.dim, generator=_generator(device, seed), device=device, dtype=dtype)
     values, residuals, steps, converged = phase(
         "eigen", lambda: top_eigenvalues(op.matvec, v0, top_k, which, max_iter, tol))
@@ -71,7 +72,7 @@ def _fast_metrics(op: HessianOperator, *, top_k: int, which: str, trace: bool, d
                eigen_iterations=steps, eigen_converged=converged)
     if trace:
         samples = phase("trace", lambda: hutchinson(
-            op.matmat, op.dim, max_samples=trace_samples, tol=trace_tol,
+            op.matmat, op.shapes, max_samples=trace_samples, tol=trace_tol,
             min_samples=trace_min_samples, block=probe_block,
             generator=_generator(device, seed + 1), dtype=dtype, device=device))
         out["trace"], out["trace_stderr"] = trace_stats(samples)
@@ -82,7 +83,7 @@ def _fast_metrics(op: HessianOperator, *, top_k: int, which: str, trace: bool, d
         def run_slq() -> tuple[list[np.ndarray], list[np.ndarray]]:
             nodes, weights = [], []
             for _ in range(density_runs):
-                z = torch.randint(0, 2, (op.dim,), generator=gen, device=device).to(dtype) * 2 - 1
+                z = rademacher(op.shapes, 1, gen, dtype, device)[0]  # PyHessian's start vector
                 n, w = slq_nodes(op.matvec, z, density_iter)
                 nodes.append(n)
                 weights.append(w)

@@ -16,7 +16,9 @@ Three things in that release need care, handled here without copying its code:
 
 Its eigenvalues come from power iteration with deflation, which converges to the eigenvalues
 of largest *magnitude*: this engine always answers ``which="LM"``. Its random vectors come from
-the global RNG, seeded here inside ``torch.random.fork_rng`` so the caller's RNG is untouched.
+the global RNG, seeded here inside ``torch.random.fork_rng`` so the caller's RNG is untouched;
+the trace phase is seeded with ``seed + 1``, which makes its Rademacher probes those of the fast
+engine for the same seed (see :func:`flatness.sharpness.hutchinson.rademacher`).
 It builds graphs on the model's own parameters (``.grad`` is restored afterwards); a model on
 another device than ``device`` is deep-copied there first.
 """
@@ -28,6 +30,7 @@ import copy
 import functools
 import importlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -93,11 +96,14 @@ def pyhessian_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     rng_devices = []
     if cuda:
         rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with evaluation_mode(model), evaluation_mode(work), cuda_ctx, \
+    with warnings.catch_warnings(), evaluation_mode(model), evaluation_mode(work), cuda_ctx, \
             torch.random.fork_rng(devices=rng_devices), \
             mock.patch.object(pyhessian_module, "hessian_vector_product",
                               _counted(pyhessian_module.hessian_vector_product, counter)):
         torch.manual_seed(seed)
+        # PyHessian calls backward(create_graph=True); the param <-> grad cycle it warns about
+        # is broken when evaluation_mode restores the grads
+        warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
         x, y = images.to(device), labels.to(device)
         start = time.perf_counter()
         if len(x) <= batch_size:
@@ -134,10 +140,12 @@ def pyhessian_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tens
                         break
                 return samples
 
+            torch.manual_seed(seed + 1)  # the fast engine's probe stream: common random numbers
             samples = phase("trace", run_trace)
             out["trace"], out["trace_stderr"] = trace_stats(samples)
             out["trace_samples"] = len(samples)
         if density:
+            torch.manual_seed(seed + 2)  # the fast engine's SLQ start vectors
             with torch_eig_shim():
                 nodes, weights = phase(
                     "density", lambda: engine.density(iter=density_iter, n_v=density_runs))

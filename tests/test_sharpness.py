@@ -1,0 +1,152 @@
+"""Hessian metrics: both engines on a known quadratic, agreement on a trained conv net."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg
+import torch
+import torch.nn.functional as F
+from flatness.errors import FlatnessError
+from flatness.sharpness import hessian_metrics
+from flatness.sharpness.hvp import HessianOperator
+from test_sharpness_helpers import (
+    Quadratic,
+    assert_unchanged,
+    mean_output,
+    snapshot,
+    spectrum_matrix,
+    trained_convnet,
+)
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+# well-separated top eigenvalues (power iteration converges), the rest in [-3, 3]
+SPD_EIGS = torch.cat([torch.tensor([10.0, 7.0, 5.0]), torch.linspace(0.5, 3.0, 37)])
+INDEFINITE_EIGS = torch.cat([torch.tensor([10.0, -12.0, 7.0]), torch.linspace(-3.0, 3.0, 37)])
+IMAGES = torch.zeros(8, 3, 32, 32)
+LABELS = torch.zeros(8, dtype=torch.long)
+
+
+def quadratic(eigs: torch.Tensor, dtype=torch.float32) -> tuple[Quadratic, torch.Tensor]:
+    a = spectrum_matrix(eigs)
+    return Quadratic(a.to(dtype)), a
+
+
+@pytest.mark.parametrize("engine", ["fast", "pyhessian"])
+def test_quadratic_top_eigenvalues_and_trace(engine: str) -> None:
+    model, a = quadratic(SPD_EIGS)
+    before = snapshot(model)
+    out = hessian_metrics(model, IMAGES, LABELS, engine=engine, loss_fn=mean_output, top_k=3,
+                          max_iter=300, tol=1e-7, trace_samples=60, trace_tol=None, seed=0)
+    exact = np.linalg.eigvalsh(a.numpy())[::-1][:3]
+    np.testing.assert_allclose(out["eigenvalues"], exact, rtol=1e-4)
+    assert out["trace_samples"] == 60
+    assert abs(out["trace"] - float(torch.trace(a))) <= 3 * out["trace_stderr"]
+    assert out["trace_stderr"] > 0
+    assert_unchanged(model, before)
+
+
+def test_fast_engine_largest_algebraic_and_magnitude_on_indefinite_hessian() -> None:
+    model, a = quadratic(INDEFINITE_EIGS)
+    exact = np.linalg.eigvalsh(a.numpy())
+    la = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, top_k=2, which="LA",
+                         tol=1e-7, trace=False)
+    lm = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, top_k=2, which="LM",
+                         tol=1e-7, trace=False)
+    np.testing.assert_allclose(la["eigenvalues"], exact[::-1][:2], rtol=1e-4)
+    np.testing.assert_allclose(lm["eigenvalues"], [-12.0, 10.0], rtol=1e-4)
+    assert la["eigen_converged"] and lm["eigen_converged"]
+    # Lanczos on a 40-dim problem converges long before 40 Hessian products
+    assert la["eigen_iterations"] < 40
+
+
+def test_fast_lanczos_matches_scipy_eigsh_on_float64_quadratic() -> None:
+    model, a = quadratic(INDEFINITE_EIGS, dtype=torch.float64)
+    out = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, top_k=3, which="LM",
+                          tol=1e-10, trace=False)
+    ref = scipy.sparse.linalg.eigsh(a.numpy(), k=3, which="LM", return_eigenvectors=False)
+    np.testing.assert_allclose(sorted(out["eigenvalues"]), sorted(ref), rtol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["fast", "pyhessian"])
+def test_density_recovers_spectrum_and_integrates_to_one(engine: str) -> None:
+    model, a = quadratic(SPD_EIGS)
+    before = snapshot(model)
+    out = hessian_metrics(model, IMAGES, LABELS, engine=engine, loss_fn=mean_output, trace=False,
+                          density=True, density_iter=40, density_runs=2)
+    dens = out["density"]
+    assert len(dens["nodes"]) == 2
+    for nodes, weights in zip(dens["nodes"], dens["weights"]):
+        assert abs(weights.sum() - 1.0) < 1e-5
+        # 40 Lanczos steps on a 40-dim operator: the nodes are its eigenvalues
+        np.testing.assert_allclose(np.sort(nodes), np.linalg.eigvalsh(a.numpy()), atol=1e-3)
+    assert abs(np.trapezoid(dens["values"], dens["grid"]) - 1.0) < 1e-3
+    # the quadrature of x is the normalised trace estimate  v^T A v / v^T v  averaged over runs
+    assert_unchanged(model, before)
+
+
+def test_errors_are_flatness_errors() -> None:
+    model, _ = quadratic(SPD_EIGS)
+    with pytest.raises(FlatnessError, match="unknown Hessian engine"):
+        hessian_metrics(model, IMAGES, LABELS, engine="nope")
+    with pytest.raises(FlatnessError, match="which"):
+        hessian_metrics(model, IMAGES, LABELS, which="SA")
+    with pytest.raises(FlatnessError, match="labels"):
+        hessian_metrics(model, IMAGES, LABELS[:3])
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return trained_convnet()
+
+
+@pytest.mark.parametrize("mode", ["fwd-rev", "rev-rev"])
+def test_fast_hvp_equals_autograd_double_backward(trained, mode: str) -> None:
+    model, images, labels = trained
+    model.eval()
+    op = HessianOperator(model, images, labels, F.cross_entropy, 100, torch.device("cpu"), mode)
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(3))
+    params = [p for p in model.parameters() if p.requires_grad]
+    expected = torch.zeros(op.dim)
+    for i in range(0, len(images), 100):
+        loss = F.cross_entropy(model(images[i:i + 100]), labels[i:i + 100])
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        hv = torch.autograd.grad(grads, params, grad_outputs=list(op.unflatten(v)))
+        expected += torch.cat([h.reshape(-1) for h in hv]) * 100 / len(images)
+    torch.testing.assert_close(op.matvec(v), expected, rtol=1e-4, atol=1e-4)
+    block = torch.stack([v, 2 * v])
+    torch.testing.assert_close(op.matmat(block)[1], 2 * expected, rtol=1e-4, atol=1e-4)
+    model.train()
+
+
+def test_engines_agree_on_trained_convnet(trained) -> None:
+    model, images, labels = trained
+    before = snapshot(model)
+    kwargs = dict(top_k=1, max_iter=100, tol=1e-4, trace_samples=20, trace_tol=None,
+                  batch_size=100, seed=0)
+    fast = hessian_metrics(model, images, labels, engine="fast", **kwargs)
+    assert_unchanged(model, before)
+    ref = hessian_metrics(model, images, labels, engine="pyhessian", **kwargs)
+    assert_unchanged(model, before)
+    top_fast, top_ref = fast["eigenvalues"][0], ref["eigenvalues"][0]
+    assert top_fast > 0
+    assert abs(top_fast - top_ref) <= 0.02 * abs(top_ref)
+    # same seed, same Rademacher probes: the estimates differ only by arithmetic
+    assert abs(fast["trace"] - ref["trace"]) <= 0.05 * abs(ref["trace"])
+    assert abs(fast["trace"] - ref["trace"]) <= 1e-3 * abs(ref["trace"])
+    assert fast["trace_samples"] == ref["trace_samples"] == 20
+    assert fast["n_images"] == 200 and fast["n_params"] == ref["n_params"]
+
+
+def test_trace_stopping_rule_stops_on_relative_standard_error() -> None:
+    model, _ = quadratic(SPD_EIGS)
+    loose = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, trace_samples=500,
+                            trace_tol=0.2, trace_min_samples=10, probe_block=5)
+    assert loose["trace_samples"] < 500
+    assert loose["trace_stderr"] <= 0.2 * abs(loose["trace"])
+    fixed = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, trace_samples=37,
+                            trace_tol=None, probe_block=5)
+    assert fixed["trace_samples"] == 37
