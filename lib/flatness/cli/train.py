@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from flatness.cli._common import add_data_options, add_out_option, add_scale_options, scale_from_args
+from flatness.cli._common import (
+    add_data_options,
+    add_out_option,
+    add_scale_options,
+    scale_from_args,
+)
 from flatness.errors import FlatnessError
 from flatness.scales import ModelSpec
 
@@ -17,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scale_options(parser)
     add_data_options(parser)
     add_out_option(parser)
-    parser.add_argument("--arch", default=None, help="architecture (default: the scale's surrogate)")
+    parser.add_argument("--arch", default=None,
+                        help="architecture (default: the scale's surrogate)")
     parser.add_argument("--width", type=float, default=None, help="channel-width multiplier")
     parser.add_argument("--depth", type=int, default=None, help="depth knob where the arch has one")
     parser.add_argument("--target", action="store_true",

@@ -26,8 +26,8 @@ from flatness.data import DeviceDataset, load_dataset
 from flatness.device import autocast, memory_format, resolve_device
 from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
-from flatness.minimizers import build_minimizer
-from flatness.models import build_model
+from flatness.minimizers import build_minimizer, get_minimizer_class
+from flatness.models import ARCHITECTURES, build_model
 from flatness.provenance import provenance
 from flatness.training.config import TrainConfig
 from flatness.training.runs import Run, runs_root
@@ -48,6 +48,7 @@ def train(
     ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
     ``progress=None`` shows a progress bar only on a terminal.
     """
+    _check_names(config)  # fail fast, before any data is decoded
     train_set, test_set = load_dataset(config.dataset, data)
     run = Run(runs_root(out) / config.run_name(train_set.source))
     status = run.status
@@ -88,7 +89,7 @@ class _Trainer:
             weight_decay=config.weight_decay, nesterov=config.nesterov,
         )
         self.minimizer = build_minimizer(config.minimizer, self.model, base,
-                                         **config.minimizer_params)
+                                         **_minimizer_params(config))
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.metrics: list[dict[str, Any]] = []
         self.epoch = 0
@@ -212,9 +213,10 @@ class _Trainer:
 
         config = self.config
         self.model.eval()
+        step_size = config.adv_step_size or 2.5 * config.adv_eps / config.adv_steps
         try:
             x_adv = attack(self.model, x, y, eps=config.adv_eps, steps=config.adv_steps,
-                           step_size=config.adv_step_size or 2.5 * config.adv_eps / config.adv_steps,
+                           step_size=step_size,
                            norm=config.adv_norm, random_start=True, generator=self.generator)
         finally:
             self.model.train()
@@ -257,6 +259,23 @@ class _Trainer:
         model.train(was_training)
         n = max(len(self.eval_data), 1)
         return {"test_loss": loss_sum.item() / n, "test_acc": correct.item() / n}
+
+
+def _check_names(config: TrainConfig) -> None:
+    """Unknown architecture or minimizer: a clear error before any work starts."""
+    if config.arch not in ARCHITECTURES:
+        raise FlatnessError(
+            f"unknown architecture {config.arch!r}; choose one of: {', '.join(ARCHITECTURES)}"
+        )
+    get_minimizer_class(config.minimizer)
+
+
+def _minimizer_params(config: TrainConfig) -> dict[str, Any]:
+    """The minimizer's hyper-parameters, with the run length for those that need it (SWA)."""
+    params = dict(config.minimizer_params)
+    if "epochs" in get_minimizer_class(config.minimizer).hyperparameters:
+        params.setdefault("epochs", config.epochs)
+    return params
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -124,7 +124,9 @@ class Run:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - corrupt file: say which and how to fix
-            raise FlatnessError(f"checkpoint {path} is unreadable ({exc}); delete it and retrain")
+            raise FlatnessError(
+                f"checkpoint {path} is unreadable ({exc}); delete it and retrain"
+            ) from None
 
     def load_model(self, epoch: int | None = None, device: Any = "cpu") -> nn.Module:
         """The model of ``epoch`` (default: last), in eval mode on ``device``."""
@@ -152,4 +154,5 @@ class Run:
         write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     def save_checkpoint(self, epoch: int, state_dict: dict[str, torch.Tensor]) -> None:
-        save_torch(self.checkpoint_path(epoch), {k: v.detach().cpu() for k, v in state_dict.items()})
+        weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+        save_torch(self.checkpoint_path(epoch), weights)

@@ -1,0 +1,157 @@
+"""The training engine: schedules, run identity, learning, resumption, caching, divergence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from flatness.cli import main
+from flatness.errors import FlatnessError
+from flatness.scales import ModelSpec, get_scale
+from flatness.training import Run, TrainConfig, train
+from flatness.training import engine as engine_module
+
+SMOKE = get_scale("smoke")
+
+
+def smoke_config(**overrides) -> TrainConfig:
+    return TrainConfig.from_scale(SMOKE, **overrides)
+
+
+def test_step_schedule_decays_after_its_epochs():
+    config = TrainConfig(lr=0.1, epochs=150, decay_epochs=(50, 100))
+    assert config.lr_at(1) == pytest.approx(0.1)
+    assert config.lr_at(50) == pytest.approx(0.1)
+    assert config.lr_at(51) == pytest.approx(0.01)
+    assert config.lr_at(101) == pytest.approx(0.001)
+    constant = TrainConfig(lr=0.1, epochs=10, decay_epochs=())
+    assert {constant.lr_at(e) for e in range(1, 11)} == {0.1}
+
+
+def test_run_id_is_a_function_of_the_configuration_and_data_copy():
+    a = smoke_config(seed=0)
+    assert a.run_id("copy") == smoke_config(seed=0).run_id("copy")
+    assert a.run_id("copy") != smoke_config(seed=1).run_id("copy")
+    assert a.run_id("copy") != a.run_id("other copy")
+    assert TrainConfig.from_dict(a.to_dict()) == a
+    with_rho = smoke_config(minimizer="sam", minimizer_params={"rho": 0.05})
+    assert with_rho.run_id("copy") != smoke_config(minimizer="sam",
+                                                   minimizer_params={"rho": 0.5}).run_id("copy")
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(batch_size=0),
+                                 dict(adv_norm="l3"), dict(checkpoint_epochs=(99,))])
+def test_invalid_configuration_is_a_clear_error(bad):
+    with pytest.raises(FlatnessError, match="invalid training configuration"):
+        smoke_config(**bad)
+
+
+def test_config_from_another_version_is_refused():
+    data = smoke_config().to_dict() | {"new_field": 1}
+    with pytest.raises(FlatnessError, match="another version"):
+        TrainConfig.from_dict(data)
+
+
+def test_smoke_run_learns_and_records_everything(shared_cifar, tmp_path):
+    config = smoke_config(train_subset=2000, eval_subset=1000, epochs=4, decay_epochs=(3,),
+                          checkpoint_epochs=(2, 4))
+    run = train(config, data=shared_cifar, out=tmp_path, device="cpu")
+    assert run.is_complete
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["lr"] == pytest.approx(config.lr * 0.1)
+    assert rows[-1]["test_acc"] > 0.2, rows  # chance is 0.1 on held-out test images
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert run.checkpoint_epochs() == [2, 4]
+    weights = torch.load(run.checkpoint_path(4), weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in weights.values())
+    model = run.load_model(epoch=2)
+    assert not model.training
+    provenance = run.provenance
+    for key in ("code_commit", "device", "torch", "wall_time_s", "data_copy"):
+        assert key in provenance
+    assert "sha256" in provenance["data_copy"] or provenance["data_copy"]
+    assert not run.resume_path.exists()
+
+
+def test_resume_after_interruption_gives_identical_weights(shared_cifar, tmp_path):
+    config = smoke_config(epochs=3, checkpoint_epochs=())
+    straight = train(config, data=shared_cifar, out=tmp_path / "a", device="cpu")
+    partial = train(config, data=shared_cifar, out=tmp_path / "b", device="cpu", until_epoch=1)
+    assert not partial.is_complete and partial.resume_path.exists()
+    resumed = train(config, data=shared_cifar, out=tmp_path / "b", device="cpu")
+    assert resumed.is_complete
+    a, b = straight.load_state_dict(), resumed.load_state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert [r["train_loss"] for r in straight.metrics()] == [
+        r["train_loss"] for r in resumed.metrics()]
+
+
+def test_finished_run_is_reused_without_training(shared_cifar, tmp_path, monkeypatch):
+    config = smoke_config(epochs=1, checkpoint_epochs=())
+    first = train(config, data=shared_cifar, out=tmp_path, device="cpu")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run must not be retrained")
+
+    monkeypatch.setattr(engine_module, "_Trainer", fail)
+    again = train(config, data=shared_cifar, out=tmp_path, device="cpu")
+    assert again.dir == first.dir
+
+
+def test_divergence_stops_with_a_recorded_message(shared_cifar, tmp_path):
+    config = smoke_config(epochs=2, lr=1e12, weight_decay=0.0, checkpoint_epochs=())
+    with pytest.raises(FlatnessError, match="diverged"):
+        train(config, data=shared_cifar, out=tmp_path, device="cpu")
+    run = Run(next(tmp_path.iterdir()))
+    assert run.status["status"] == "diverged"
+    with pytest.raises(FlatnessError, match="diverged earlier"):
+        train(config, data=shared_cifar, out=tmp_path, device="cpu")
+
+
+def test_swa_like_minimizers_checkpoint_their_evaluation_model(shared_cifar, tmp_path):
+    from flatness.minimizers import MINIMIZERS
+
+    if "swa" not in MINIMIZERS:
+        pytest.skip("swa not registered")
+    config = smoke_config(epochs=2, minimizer="swa", checkpoint_epochs=())
+    run = train(config, data=shared_cifar, out=tmp_path, device="cpu")
+    model = run.load_model()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_cli_train_prints_the_run_directory_last(shared_cifar, tmp_path, capsys):
+    code = main(["train", "--scale", "smoke", "--set", "epochs=1", "--set", "decay_epochs=",
+                 "--data", str(shared_cifar), "--out", str(tmp_path), "--device", "cpu"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    run = Run.open(last)
+    assert run.is_complete
+    assert json.loads(run.config_path.read_text())["config"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--minimizer", "adamw-sam"], "unknown minimizer"),
+    (["--arch", "resnet1000"], "resnet1000"),
+    (["--scale", "huge"], "unknown scale"),
+    (["--data", "/nonexistent/cifar.tar.gz"], "/nonexistent"),
+])
+def test_cli_train_bad_input_is_one_line(argv, message, shared_cifar, tmp_path, capsys):
+    data = [] if "--data" in argv else ["--data", str(shared_cifar)]
+    code = main(["train", "--scale", "smoke", "--out", str(tmp_path), "--device", "cpu", *data,
+                 *argv])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_model_spec_targets_train_with_the_target_recipe():
+    spec = ModelSpec("vgg19_bn", 0.125)
+    config = TrainConfig.from_scale(SMOKE, spec, target=True)
+    assert config.epochs == SMOKE.target_epochs
+    assert config.decay_epochs == SMOKE.target_decay_epochs
+    assert config.arch == "vgg19_bn" and config.width == 0.125
