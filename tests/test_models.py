@@ -10,6 +10,8 @@ import tokenize
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from flatness.errors import FlatnessError
 from flatness.models import (
     ARCHITECTURES,
@@ -24,7 +26,6 @@ from flatness.models.base import CIFAR10_MEAN, CIFAR10_STD
 from flatness.models.densenet import DenseLayer
 from flatness.models.layers import PreActivation
 from flatness.models.resnet import PreActBlock
-from torch import nn
 
 ARCHS = list(ARCHITECTURES)
 RESIDUAL_ARCHS = ["resnet18", "resnet50", "preactresnet18", "wideresnet28_10", "resnext29",
@@ -370,3 +371,13 @@ def test_initialisation_is_deterministic_given_the_seed(arch):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
     assert (a.arch, a.width, a.depth) == (arch, 0.125, None)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("width", [0.01, 0.1, 0.3, 0.7, 1.5])
+def test_any_positive_width_builds_a_consistent_network(arch, width):
+    """Odd widths still give valid channel counts (and divisible groups): shape-only check."""
+    with torch.device("meta"):
+        model = build_model(arch, width=width)
+        out = model(torch.empty(2, 3, 32, 32))
+    assert out.shape == (2, 10)
