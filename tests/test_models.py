@@ -187,8 +187,9 @@ def code_only(path: pathlib.Path) -> str:
 def test_model_sources_use_no_functional_or_inplace_activation():
     sources = list(pathlib.Path(__file__).parents[1].joinpath("lib/flatness/models").glob("*.py"))
     assert len(sources) >= 10
-    pattern = re.compile(r"\bF \. \w|relu_ \(|torch \. relu|torch \. sigmoid|inplace = True"
-                         r"|ReLU \( True|functional \.")
+    act = r"(relu|relu6|leaky_relu|elu|gelu|silu|sigmoid|tanh|hardtanh|softplus)"
+    pattern = re.compile(rf"\b(F|functional|torch) \. {act}\b|relu_ \(|inplace = True"
+                         r"|ReLU \( True")
     offenders = [(p.name, m.group()) for p in sources for m in pattern.finditer(code_only(p))]
     assert not offenders
     assert pattern.search(code_only(pathlib.Path(__file__)))  # the check can fire
