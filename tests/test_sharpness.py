@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import scipy.sparse.linalg
 import torch
 import torch.nn.functional as F
-from flatness.errors import FlatnessError
-from flatness.sharpness import hessian_metrics
-from flatness.sharpness.hvp import HessianOperator
 from test_sharpness_helpers import (
     Quadratic,
     assert_unchanged,
@@ -21,7 +16,9 @@ from test_sharpness_helpers import (
     trained_convnet,
 )
 
-warnings.filterwarnings("ignore", category=UserWarning)
+from flatness.errors import FlatnessError
+from flatness.sharpness import hessian_metrics
+from flatness.sharpness.hvp import HessianOperator
 
 # well-separated top eigenvalues (power iteration converges), the rest in [-3, 3]
 SPD_EIGS = torch.cat([torch.tensor([10.0, 7.0, 5.0]), torch.linspace(0.5, 3.0, 37)])

@@ -8,6 +8,7 @@
 
 from flatness.sharpness.landscape import interpolate, landscape_1d, landscape_2d, random_direction
 from flatness.sharpness.metrics import ENGINES, as_images, hessian_metrics
+from flatness.sharpness.over_training import sharpness_over_training
 
 __all__ = ["ENGINES", "as_images", "hessian_metrics", "interpolate", "landscape_1d",
-           "landscape_2d", "random_direction"]
+           "landscape_2d", "random_direction", "sharpness_over_training"]
