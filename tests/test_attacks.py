@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torchattacks
+from torch import nn
+
 from flatness.attacks import (
     GhostNetwork,
     InputDiversity,
@@ -19,7 +21,6 @@ from flatness.attacks import (
 )
 from flatness.errors import FlatnessError
 from flatness.models import ResidualBlock, ZooModel
-from torch import nn
 
 EPS = 8 / 255
 

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from flatness.attacks import (
     TransferResult,
     aggregate_seeds,
@@ -22,7 +24,6 @@ from flatness.attacks import (
 from flatness.errors import FlatnessError
 from flatness.models import build_model
 from flatness.results import read_result
-from torch import nn
 
 
 @pytest.fixture(autouse=True)

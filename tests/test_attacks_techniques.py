@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from flatness.attacks import GhostNetwork, LinearBackprop, SkipGradient, bim, parse_techniques
 from flatness.attacks.techniques import AttackRNG, gaussian_kernel
 from flatness.errors import FlatnessError
 from flatness.models import ResidualBlock, build_model
-from torch import nn
 
 
 @pytest.fixture(autouse=True)

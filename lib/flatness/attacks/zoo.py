@@ -1,0 +1,64 @@
+"""The target zoo: a scale's targets as training configurations, trained or reused from the
+run cache, never a folder of weights from nowhere.
+
+Target seeds start at :data:`TARGET_SEED` so that a target of the surrogate's architecture is
+never the surrogate itself (surrogate seeds are small integers).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from flatness.scales import Scale
+
+TARGET_SEED = 1000
+
+
+def target_configs(scale: Scale) -> list[Any]:
+    """One :class:`~flatness.training.TrainConfig` per target of ``scale`` (target recipe)."""
+    from flatness.training import TrainConfig
+
+    return [TrainConfig.from_scale(scale, spec, seed=TARGET_SEED + i, target=True)
+            for i, spec in enumerate(scale.targets)]
+
+
+def target_name(config: Any) -> str:
+    """``arch@width`` (plus ``:depth``), the label used in tables and result files."""
+    name = f"{config.arch}@{config.width:g}"
+    return name + (f":{config.depth}" if config.depth is not None else "")
+
+
+@dataclass
+class Targets:
+    """Loaded target models with their names and run directories."""
+
+    names: list[str]
+    models: list[nn.Module]
+    run_dirs: list[str]
+
+
+def load_targets(scale: Scale, device: Any = None, data: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = None, progress: bool | None = None) -> Targets:
+    """Train the scale's targets (or reuse their finished runs) and load them in eval mode."""
+    from flatness.device import resolve_device
+    from flatness.training import train
+
+    dev = resolve_device(device)
+    names, models, dirs = [], [], []
+    for config in target_configs(scale):
+        run = train(config, data=data, device=dev, out=out, progress=progress)
+        names.append(target_name(config))
+        models.append(run.load_model(device=dev))
+        dirs.append(str(run.dir))
+    return Targets(names, models, dirs)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
