@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
 from flatness.device import autocast, memory_format, resolve_device
 from flatness.minimizers import MINIMIZERS, build_minimizer
-from torch import nn
 
 TARGETS = {"sam": 2.1, "asam": 2.1, "looksam": 1.4}
 
@@ -117,7 +118,12 @@ def main() -> None:
     parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
                         help="wall: elapsed time; cpu: this process's CPU time, robust to other "
                         "jobs sharing the cores (auto: cpu on a CPU device, wall on CUDA)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (1 makes CPU-time figures robust on a "
+                        "shared machine: no OpenMP spin-waiting)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = resolve_device(args.device)
     use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")

@@ -8,9 +8,10 @@ import io
 
 import pytest
 import torch
+from torch import nn
+
 from flatness.errors import FlatnessError
 from flatness.minimizers import MINIMIZERS, build_minimizer, parse_hyperparameters
-from torch import nn
 
 TWO_PASS = ["sam", "asam", "gsam", "looksam", "gam", "sagm"]
 
