@@ -1,0 +1,119 @@
+"""A chapter of the book as data: its parameters, the jobs it needs, and its summary result.
+
+:func:`chapter_result` is what a chapter notebook calls. It returns, in order of preference,
+the committed result (``results/<scale>/<chapter>.json``) when it was made with the same
+parameters, a cached result, or a freshly computed one (always when ``recompute=True``).
+Every result records the parameters, the scale, the seeds, the data copy and the provenance
+(commit, device, wall time of all jobs involved), which the book shows beside each figure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flatness.errors import FlatnessError
+from flatness.io import to_jsonable
+from flatness.paths import cache_subdir, repo_root
+from flatness.provenance import provenance
+from flatness.results import Result, read_result, write_result
+from flatness.scales import Scale
+from flatness.study.context import StudyContext, StudySpec, short_hash
+from flatness.study.executors import closure, run_jobs
+from flatness.study.jobs import Job
+
+RESULT_KIND = "chapter"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: default parameters at a scale, its jobs, and how to summarise them."""
+
+    name: str
+    title: str
+    notebook: str
+    defaults: Callable[[Scale], dict[str, Any]]
+    jobs: Callable[[StudySpec, dict[str, Any]], list[Job]]
+    summarize: Callable[[StudyContext, dict[str, Any], dict[str, Any]], dict[str, Any]]
+    validate: Callable[[dict[str, Any]], None] = lambda params: None
+
+    def parameters(self, scale: Scale, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The defaults at ``scale`` updated with ``overrides`` (unknown names are errors)."""
+        params = self.defaults(scale)
+        unknown = sorted(set(overrides or {}) - set(params))
+        if unknown:
+            raise FlatnessError(f"chapter {self.name!r} has no parameter {', '.join(unknown)}; "
+                                f"it takes: {', '.join(sorted(params))}")
+        params.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        params = to_jsonable(params)
+        self.validate(params)
+        return params
+
+
+def results_root() -> Path:
+    """Committed results: ``FLATNESS_RESULTS`` or the checkout's ``results/`` folder."""
+    return Path(os.environ.get("FLATNESS_RESULTS", repo_root() / "results"))
+
+
+def committed_path(chapter: str, scale: str) -> Path:
+    return results_root() / scale / f"{chapter}.json"
+
+
+def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
+                   params: dict[str, Any] | None = None, *, data: str | os.PathLike | None = None,
+                   device: str | None = None, recompute: bool = False, executor: str = "local",
+                   address: str | None = None, publish: bool = False) -> Result:
+    """The chapter's result: committed, cached, or computed (see the module docstring).
+
+    ``publish=True`` also writes the computed result to ``results/<scale>/`` (what the
+    ``chapter`` command does on a GPU box before the files are committed).
+    """
+    spec = StudySpec.create(scale, data, device)
+    params = chapter.parameters(spec.scale, params)
+    committed = committed_path(chapter.name, spec.scale.name)
+    if not recompute and committed.is_file():
+        result = read_result(committed, kind=RESULT_KIND)
+        if result.config.get("chapter") == chapter.name and result.config.get("params") == params:
+            return result
+    ctx = spec.open()
+    key = short_hash({"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
+                      "data": ctx.data_source})
+    cached = cache_subdir(f"results/{spec.scale.name}") / f"{chapter.name}-{key}.json"
+    if not recompute and cached.is_file():
+        return read_result(cached, kind=RESULT_KIND)
+
+    started = time.perf_counter()
+    jobs = chapter.jobs(spec, params)
+    outputs = run_jobs(jobs, spec, executor=executor, address=address)
+    data = chapter.summarize(ctx, params, outputs)
+    result = Result(
+        kind=RESULT_KIND,
+        scale=spec.scale.name,
+        config={"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict()},
+        data=to_jsonable(data),
+        seeds=list(params.get("seeds", [])),
+        data_copy=ctx.data_source,
+        provenance=provenance(ctx.device, wall_time_s=round(time.perf_counter() - started, 1),
+                              compute_time_s=round(_compute_time(jobs, outputs), 1),
+                              jobs=len(closure(jobs)), executor=executor),
+    )
+    write_result(cached, result)
+    if publish:
+        write_result(committed, result)
+    return result
+
+
+def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:
+    """Total compute time of every job involved (training runs included), in seconds."""
+    total = 0.0
+    for job in closure(jobs):
+        out = outputs.get(job.key(), {})
+        if "provenance" in out:  # a training run
+            total += float(out["provenance"].get("wall_time_s", 0.0))
+        else:
+            total += float(out.get("wall_time_s", 0.0))
+    return total

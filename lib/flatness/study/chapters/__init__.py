@@ -1,0 +1,34 @@
+"""The book's chapters as data (see :mod:`flatness.study.chapter`).
+
+Each module defines ``CHAPTER``; this registry maps chapter names to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from flatness.errors import FlatnessError
+from flatness.study.chapter import Chapter
+
+MODULES = ("robust_features", "lr_decay", "sharpness", "minimizers", "complementarity")
+
+
+def chapters() -> dict[str, Chapter]:
+    """Every chapter whose module exists, by name, in book order."""
+    found = {}
+    for module_name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{module_name}":
+                continue
+            raise
+        found[module.CHAPTER.name] = module.CHAPTER
+    return found
+
+
+def get_chapter(name: str) -> Chapter:
+    known = chapters()
+    if name not in known:
+        raise FlatnessError(f"unknown chapter {name!r}; choose one of: {', '.join(known)}")
+    return known[name]

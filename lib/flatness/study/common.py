@@ -1,0 +1,47 @@
+"""Helpers shared by the chapters: surrogate recipes, the scale's attack, seed statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flatness.errors import FlatnessError
+from flatness.scales import Scale
+from flatness.study.jobs import AttackSpec
+from flatness.training import TrainConfig
+
+
+def surrogate(scale: Scale, seed: int, **overrides: Any) -> TrainConfig:
+    """The scale's surrogate recipe (checkpoints every ``checkpoint_every`` epochs)."""
+    return TrainConfig.from_scale(scale, seed=seed, **overrides)
+
+
+def scale_attack(scale: Scale, params: dict[str, Any], techniques: tuple[str, ...] = ()
+                 ) -> AttackSpec:
+    """BIM L-inf with the chapter's eps and steps (defaults: the scale's)."""
+    return AttackSpec(eps=float(params.get("eps", scale.eps)),
+                      steps=int(params.get("attack_steps", scale.attack_steps)),
+                      techniques=tuple(techniques))
+
+
+def checkpoint_epochs(scale: Scale) -> tuple[int, ...]:
+    every = max(1, scale.checkpoint_every)
+    return tuple(range(every, scale.epochs + 1, every))
+
+
+def seed_stats(values: Any) -> dict[str, list[float]]:
+    """Mean and standard deviation over the first axis (seeds); std 0 with one seed."""
+    arr = np.asarray(values, dtype=float)
+    std = arr.std(axis=0, ddof=1) if arr.shape[0] > 1 else np.zeros(arr.shape[1:])
+    return {"mean": arr.mean(axis=0).tolist(), "std": std.tolist()}
+
+
+def check_seeds(params: dict[str, Any]) -> None:
+    seeds = params.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise FlatnessError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+
+
+def default_seeds(scale: Scale) -> list[int]:
+    return list(scale.seeds)

@@ -1,0 +1,134 @@
+"""What every job of the study shares: the scale, the data copy, the device, the target zoo and
+the fixed selection of attack images.
+
+A :class:`StudySpec` is small and picklable (it travels to Ray workers); :meth:`StudySpec.open`
+turns it into a :class:`StudyContext`, which loads data and models lazily and keeps them for
+the jobs that run in the same process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from flatness.data import load_dataset
+from flatness.device import resolve_device
+from flatness.io import write_json
+from flatness.paths import cache_subdir
+from flatness.scales import ModelSpec, Scale, get_scale
+from flatness.training import Run, TrainConfig, train
+
+
+def short_hash(payload: Any) -> str:
+    """A 16-hex-digit hash of a JSON-able payload (job and cache keys)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spec_name(spec: ModelSpec) -> str:
+    """``resnet18@0.25`` (and ``:depth`` when set): how targets are named in results."""
+    name = f"{spec.arch}@{spec.width:g}"
+    return name + (f":{spec.depth}" if spec.depth is not None else "")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Where and at which scale the study runs (picklable, hashable)."""
+
+    scale: Scale
+    data: str | None = None
+    device: str | None = None
+    runs_out: str | None = None
+
+    @classmethod
+    def create(cls, scale: str | Scale, data: str | os.PathLike | None = None,
+               device: str | None = None, runs_out: str | os.PathLike | None = None,
+               **overrides: Any) -> StudySpec:
+        return cls(get_scale(scale, **overrides), None if data is None else str(data),
+                   None if device is None else str(device),
+                   None if runs_out is None else str(runs_out))
+
+    def open(self) -> StudyContext:
+        return StudyContext(self)
+
+
+@dataclass
+class StudyContext:
+    """Lazily loaded shared state of the study in one process."""
+
+    spec: StudySpec
+    _targets: dict[tuple, tuple[list[str], list[nn.Module]]] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> Scale:
+        return self.spec.scale
+
+    @functools.cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.spec.device)
+
+    @functools.cached_property
+    def cifar10(self) -> tuple[Any, Any]:
+        return load_dataset("cifar10", self.spec.data)
+
+    @property
+    def data_source(self) -> str:
+        return self.cifar10[0].source
+
+    def train(self, config: TrainConfig) -> Run:
+        """Train ``config`` or reuse its finished run."""
+        return train(config, data=self.spec.data, device=self.device, out=self.spec.runs_out)
+
+    # -- targets ----------------------------------------------------------------------------
+    def target_configs(self, dataset: str = "cifar10",
+                       specs: tuple[ModelSpec, ...] | None = None) -> list[TrainConfig]:
+        """The target zoo: the scale's target architectures with the target recipe."""
+        specs = self.scale.targets if specs is None else specs
+        return [TrainConfig.from_scale(self.scale, spec, seed=0, target=True, dataset=dataset)
+                for spec in specs]
+
+    def targets(self, dataset: str = "cifar10", specs: tuple[ModelSpec, ...] | None = None
+                ) -> tuple[list[str], list[nn.Module]]:
+        """Names and trained target models (eval mode, on the device)."""
+        specs = self.scale.targets if specs is None else specs
+        key = (dataset, specs)
+        if key not in self._targets:
+            models = [self.train(c).load_model(device=self.device)
+                      for c in self.target_configs(dataset, specs)]
+            names = [spec_name(s) + ("" if dataset == "cifar10" else f"[{dataset}]")
+                     for s in specs]
+            for model in models:
+                model.requires_grad_(False)
+            self._targets[key] = (names, models)
+        return self._targets[key]
+
+    # -- the attack images ------------------------------------------------------------------
+    def attack_set(self, dataset: str = "cifar10", specs: tuple[ModelSpec, ...] | None = None,
+                   n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` CIFAR-10 test images every target classifies correctly (seeded, cached)."""
+        from flatness.attacks import select_correct
+
+        n = self.scale.n_attack_images if n is None else n
+        names, models = self.targets(dataset, specs)
+        _, test = self.cifar10
+        runs = [self.train(c).info["run_id"] for c in self.target_configs(dataset, specs)]
+        key = short_hash({"targets": runs, "n": n, "seed": seed, "data": self.data_source})
+        path = cache_subdir("attack_sets") / f"{key}.json"
+        if path.is_file():
+            indices = torch.tensor(json.loads(path.read_text())["indices"], dtype=torch.long)
+        else:
+            x_all = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255)
+            y_all = torch.from_numpy(test.labels)
+            available = min(n, len(y_all))
+            indices = select_correct(models, x_all, y_all, available, seed)
+            write_json(path, {"indices": indices.tolist(), "targets": names, "runs": runs})
+        x = torch.from_numpy(test.images[indices.numpy()]).permute(0, 3, 1, 2).float().div(255)
+        y = torch.from_numpy(test.labels[indices.numpy()])
+        return x.contiguous(), y

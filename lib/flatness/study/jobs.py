@@ -1,0 +1,314 @@
+"""The study as a graph of cached jobs.
+
+A job is a frozen dataclass: it names the jobs it depends on (:meth:`Job.deps`), has a key
+derived from its fields (:meth:`Job.key`), and :meth:`Job.run` computes its small JSON output
+or returns the cached one. Running a job twice costs nothing the second time, so the same
+graph runs in-process, on Ray workers sharing a cache directory, or resumes after a crash.
+
+Kinds of jobs: :class:`TrainJob` (a model), :class:`TransferJob` (success rate of a surrogate's
+checkpoints against a target zoo), :class:`SharpnessJob` (Hessian metrics of checkpoints),
+:class:`LandscapeJob` (1-D/2-D slices and interpolations), :class:`LGVJob` (LGV weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from flatness.io import save_torch, write_json
+from flatness.paths import cache_subdir
+from flatness.scales import ModelSpec
+from flatness.study.context import StudyContext, short_hash
+from flatness.training import TrainConfig
+
+
+class Job:
+    """Base class of the study's jobs (subclasses are frozen dataclasses)."""
+
+    kind: ClassVar[str] = "job"
+
+    def deps(self) -> tuple[Job, ...]:
+        return ()
+
+    def key(self) -> str:
+        return f"{self.kind}-{short_hash({'kind': self.kind, **dataclasses.asdict(self)})}"
+
+    @property
+    def label(self) -> str:
+        return self.key()
+
+    def output_path(self, ctx: StudyContext):
+        return cache_subdir(f"jobs/{self.kind}") / f"{self.key()}-{short_hash(ctx.data_source)}.json"
+
+    def run(self, ctx: StudyContext) -> dict[str, Any]:
+        path = self.output_path(ctx)
+        if path.is_file():
+            return json.loads(path.read_text())
+        start = time.perf_counter()
+        output = self.compute(ctx)
+        output["wall_time_s"] = round(time.perf_counter() - start, 3)
+        write_json(path, output)
+        return output
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TrainJob(Job):
+    """Train a model (surrogate or target); output: its run directory and metrics."""
+
+    config: TrainConfig
+    kind: ClassVar[str] = "train"
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        hp = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in c.minimizer_params.items())
+        return f"train {c.dataset}/{c.arch}@{c.width:g} {c.minimizer}({hp}) seed {c.seed}"
+
+    def run(self, ctx: StudyContext) -> dict[str, Any]:  # the run directory is the cache
+        run = ctx.train(self.config)
+        return {"run": str(run.dir), "run_id": run.info["run_id"], "metrics": run.metrics(),
+                "provenance": run.provenance}
+
+
+@dataclass(frozen=True)
+class LGVJob(Job):
+    """LGV weights collected from a trained model with constant high-learning-rate SGD."""
+
+    base: TrainConfig
+    epochs: int = 10
+    lr_factor: float = 2.0  # LGV: twice the initial learning rate
+    n_models: int = 40
+    kind: ClassVar[str] = "lgv"
+
+    def deps(self) -> tuple[Job, ...]:
+        return (TrainJob(self.base),)
+
+    def weights_path(self, ctx: StudyContext):
+        return self.output_path(ctx).with_suffix(".pt")
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        from flatness.attacks import lgv_collect
+        from flatness.data import DeviceDataset
+
+        run = ctx.train(self.base)
+        model = run.load_model(device=ctx.device)
+        train_set, _ = ctx.cifar10
+        data = DeviceDataset.from_arrays(
+            train_set.subset(self.base.train_subset, self.base.subset_seed), ctx.device)
+        generator = torch.Generator(device=ctx.device).manual_seed(self.base.seed + 104729)
+
+        def batches():
+            return _Sized(data, self.base.batch_size, generator)
+
+        torch.manual_seed(self.base.seed)
+        models = lgv_collect(model, batches, self.epochs, self.lr_factor * self.base.lr,
+                             self.n_models, momentum=self.base.momentum,
+                             weight_decay=self.base.weight_decay)
+        save_torch(self.weights_path(ctx), [m.state_dict() for m in models])
+        return {"weights": str(self.weights_path(ctx)), "n_models": len(models)}
+
+    def load_models(self, ctx: StudyContext) -> list[torch.nn.Module]:
+        self.run(ctx)
+        states = torch.load(self.weights_path(ctx), map_location="cpu", weights_only=True)
+        base = ctx.train(self.base)
+        models = []
+        for state in states:
+            model = base.load_model(device=ctx.device)
+            model.load_state_dict(state)
+            models.append(model.eval())
+        return models
+
+
+class _Sized:
+    """One epoch of augmented device batches with a length (what ``lgv_collect`` expects)."""
+
+    def __init__(self, data: Any, batch_size: int, generator: torch.Generator) -> None:
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+
+    def __len__(self) -> int:
+        return self.data.num_batches(self.batch_size)
+
+    def __iter__(self):
+        return iter(self.data.batches(self.batch_size, shuffle=True, augment=True,
+                                      generator=self.generator))
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack: norm, budget, steps and transfer techniques (``step_size=0``: eps/min(10, steps))."""
+
+    eps: float
+    steps: int
+    norm: str = "linf"
+    step_size: float = 0.0
+    techniques: tuple[str, ...] = ()
+
+    @property
+    def resolved_step_size(self) -> float:
+        return self.step_size or self.eps / min(10, self.steps)
+
+
+@dataclass(frozen=True)
+class TransferJob(Job):
+    """Success rates of a surrogate's checkpoints (or its LGV ensemble) against a target zoo.
+
+    ``epochs=()`` means the final epoch. Targets are the scale's zoo trained on
+    ``target_dataset`` (or ``target_specs``); the attacked images are the fixed selection
+    that every target classifies correctly.
+    """
+
+    surrogate: TrainConfig
+    attack: AttackSpec
+    epochs: tuple[int, ...] = ()
+    target_dataset: str = "cifar10"
+    target_specs: tuple[ModelSpec, ...] | None = None
+    lgv: LGVJob | None = None
+    kind: ClassVar[str] = "transfer"
+
+    @property
+    def label(self) -> str:
+        tech = "+".join(self.attack.techniques) or "plain"
+        return (f"transfer {self.surrogate.dataset}/{self.surrogate.arch} "
+                f"{self.surrogate.minimizer}{dict(self.surrogate.minimizer_params) or ''} "
+                f"s{self.surrogate.seed} {tech}{' lgv' if self.lgv else ''} "
+                f"-> {self.target_dataset}")
+
+    def deps(self) -> tuple[Job, ...]:
+        return (TrainJob(self.surrogate), *(self.lgv,) * (self.lgv is not None))
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        from flatness.attacks import attack, success_rates
+
+        names, targets = ctx.targets(self.target_dataset, self.target_specs)
+        x, y = ctx.attack_set(self.target_dataset, self.target_specs)
+        run = ctx.train(self.surrogate)
+        epochs = self.epochs or (self.surrogate.epochs,)
+        spec = self.attack
+        partial = self.output_path(ctx).with_suffix(".partial.json")
+        done = {r["epoch"]: r for r in json.loads(partial.read_text())} if partial.is_file() else {}
+        rows = []
+        for epoch in epochs:
+            if epoch in done:  # resumed: this checkpoint was attacked before an interruption
+                rows.append(done[epoch])
+                continue
+            if self.lgv is not None:
+                surrogates = self.lgv.load_models(ctx)
+                ensemble = "cycle"
+            else:
+                surrogates = [run.load_model(epoch, ctx.device)]
+                ensemble = "logits"
+            generator = torch.Generator(device=ctx.device).manual_seed(self.surrogate.seed)
+            x_adv = attack(surrogates, x.to(ctx.device), y.to(ctx.device), eps=spec.eps,
+                           steps=spec.steps, step_size=spec.resolved_step_size, norm=spec.norm,
+                           techniques=list(spec.techniques), ensemble=ensemble,
+                           generator=generator)
+            rates = success_rates(targets, x_adv, y, x_clean=x.to(x_adv.device))
+            rows.append({"epoch": epoch, "success": rates.tolist(),
+                         "mean": float(rates.nanmean())})
+            write_json(partial, rows)
+        partial.unlink(missing_ok=True)
+        metrics = {m["epoch"]: m for m in run.metrics()}
+        return {
+            "targets": names,
+            "n_images": len(y),
+            "run": run.dir.name,
+            "epochs": [r["epoch"] for r in rows],
+            "success": [r["success"] for r in rows],
+            "mean": [r["mean"] for r in rows],
+            "test_acc": [metrics.get(e, {}).get("test_acc") for e in epochs],
+            "train_loss": [metrics.get(e, {}).get("train_loss") for e in epochs],
+        }
+
+
+@dataclass(frozen=True)
+class SharpnessJob(Job):
+    """Largest Hessian eigenvalue and trace of a surrogate's checkpoints."""
+
+    surrogate: TrainConfig
+    epochs: tuple[int, ...] = ()
+    engine: str = "fast"
+    n_images: int = 1000
+    batch_size: int = 100
+    kind: ClassVar[str] = "sharpness"
+
+    def deps(self) -> tuple[Job, ...]:
+        return (TrainJob(self.surrogate),)
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        from flatness.sharpness import sharpness_over_training
+
+        run = ctx.train(self.surrogate)
+        epochs = list(self.epochs or (self.surrogate.epochs,))
+        result = sharpness_over_training(run, epochs, engine=self.engine, n_images=self.n_images,
+                                         batch_size=self.batch_size, device=ctx.device,
+                                         data=ctx.spec.data, scale=ctx.scale.name)
+        data = result.data
+        return {key: data[key] for key in ("epochs", "top_eigenvalue", "trace", "trace_stderr",
+                                           "lr")}
+
+
+@dataclass(frozen=True)
+class LandscapeJob(Job):
+    """A loss landscape: ``kind`` "1d"/"2d" around one checkpoint, or "interpolation" between
+    two. ``span`` is the half-width of the grid in units of the (filter-normalised) direction.
+    """
+
+    model: TrainConfig
+    epoch: int | None = None
+    shape: str = "1d"
+    other: TrainConfig | None = None
+    other_epoch: int | None = None
+    points: int = 21
+    span: float = 1.0
+    n_images: int = 1000
+    direction_seed: int = 0
+    kind: ClassVar[str] = "landscape"
+
+    def deps(self) -> tuple[Job, ...]:
+        return tuple(TrainJob(c) for c in (self.model, self.other) if c is not None)
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        import numpy as np
+
+        from flatness.sharpness import (
+            interpolate,
+            landscape_1d,
+            landscape_2d,
+            random_direction,
+        )
+
+        run = ctx.train(self.model)
+        model = run.load_model(self.epoch, ctx.device)
+        train_set, test_set = ctx.cifar10
+        subset = train_set.subset(self.model.train_subset, self.model.subset_seed)
+        subset = subset.subset(min(self.n_images, len(subset)), 0)
+        test = test_set.subset(min(self.n_images, len(test_set)), 0)
+        images = torch.from_numpy(subset.images).permute(0, 3, 1, 2).float().div(255)
+        test_images = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255)
+        common = dict(test_images=test_images, test_labels=torch.from_numpy(test.labels),
+                      device=ctx.device, scale=ctx.scale.name)
+        labels = torch.from_numpy(subset.labels)
+        grid = np.linspace(-self.span, self.span, self.points).tolist()
+        if self.shape == "interpolation":
+            other = ctx.train(self.other or self.model).load_model(self.other_epoch, ctx.device)
+            alphas = np.linspace(-0.25, 1.25, self.points).tolist()
+            result = interpolate(model, other, alphas, images, labels, **common)
+        elif self.shape == "1d":
+            direction = random_direction(model, self.direction_seed)
+            result = landscape_1d(model, direction, grid, images, labels, **common)
+        elif self.shape == "2d":
+            d1 = random_direction(model, self.direction_seed)
+            d2 = random_direction(model, self.direction_seed + 1)
+            result = landscape_2d(model, d1, d2, grid, grid, images, labels, **common)
+        else:
+            raise ValueError(f"unknown landscape shape {self.shape!r}")
+        return dict(result.data)
