@@ -163,7 +163,13 @@ def check_parameters(**params: Any) -> dict[str, Any]:
                              recompute=recompute, rho=rho)
 
     Raises :class:`FlatnessError` naming the first bad parameter and how to fix it.
-    Names without a validator are returned unchanged.
+    Names without a validator are returned unchanged, and so is ``None`` ("use the chapter's
+    default") for every parameter but ``scale`` and ``recompute``.
     """
-    return {name: VALIDATORS[name](value) if name in VALIDATORS else value
+    return {name: VALIDATORS[name](value)
+            if name in VALIDATORS and (value is not None or name in REQUIRED) else value
             for name, value in params.items()}
+
+
+#: Parameters that have no default and must always be given a valid value.
+REQUIRED = frozenset({"scale", "recompute"})

@@ -55,7 +55,8 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
     outputs = {}
-    bar = tqdm(ordered, desc="study", unit="job", disable=None if progress is None else not progress)
+    disable = None if progress is None else not progress
+    bar = tqdm(ordered, desc="study", unit="job", disable=disable)
     for job in bar:
         bar.set_postfix_str(job.label[:60])
         outputs[job.key()] = job.run(ctx)

@@ -43,7 +43,8 @@ class Job:
         return self.key()
 
     def output_path(self, ctx: StudyContext):
-        return cache_subdir(f"jobs/{self.kind}") / f"{self.key()}-{short_hash(ctx.data_source)}.json"
+        folder = cache_subdir(f"jobs/{self.kind}")
+        return folder / f"{self.key()}-{short_hash(ctx.data_source)}.json"
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:
         path = self.output_path(ctx)
@@ -144,7 +145,7 @@ class _Sized:
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """An attack: norm, budget, steps and transfer techniques (``step_size=0``: eps/min(10, steps))."""
+    """An attack: norm, budget, steps, techniques (``step_size=0``: eps / min(10, steps))."""
 
     eps: float
     steps: int
