@@ -15,17 +15,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from flatness.scales import Scale
+from flatness.scales import ModelSpec, Scale
 
 TARGET_SEED = 1000
 
 
-def target_configs(scale: Scale) -> list[Any]:
-    """One :class:`~flatness.training.TrainConfig` per target of ``scale`` (target recipe)."""
+def target_configs(scale: Scale, dataset: str = "cifar10",
+                   specs: tuple[ModelSpec, ...] | None = None) -> list[Any]:
+    """One :class:`~flatness.training.TrainConfig` per target of ``scale`` (target recipe),
+    trained on ``dataset``; ``specs`` replaces the scale's target architectures."""
     from flatness.training import TrainConfig
 
-    return [TrainConfig.from_scale(scale, spec, seed=TARGET_SEED + i, target=True)
-            for i, spec in enumerate(scale.targets)]
+    specs = scale.targets if specs is None else specs
+    return [TrainConfig.from_scale(scale, spec, seed=TARGET_SEED + i, target=True,
+                                   dataset=dataset)
+            for i, spec in enumerate(specs)]
 
 
 def target_name(config: Any) -> str:

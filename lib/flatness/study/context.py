@@ -32,12 +32,6 @@ def short_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def spec_name(spec: ModelSpec) -> str:
-    """``resnet18@0.25`` (and ``:depth`` when set): how targets are named in results."""
-    name = f"{spec.arch}@{spec.width:g}"
-    return name + (f":{spec.depth}" if spec.depth is not None else "")
-
-
 @dataclass(frozen=True)
 class StudySpec:
     """Where and at which scale the study runs (picklable, hashable)."""
@@ -90,9 +84,9 @@ class StudyContext:
     def target_configs(self, dataset: str = "cifar10",
                        specs: tuple[ModelSpec, ...] | None = None) -> list[TrainConfig]:
         """The target zoo: the scale's target architectures with the target recipe."""
-        specs = self.scale.targets if specs is None else specs
-        return [TrainConfig.from_scale(self.scale, spec, seed=0, target=True, dataset=dataset)
-                for spec in specs]
+        from flatness.attacks.zoo import target_configs
+
+        return target_configs(self.scale, dataset, specs)
 
     def targets(self, dataset: str = "cifar10", specs: tuple[ModelSpec, ...] | None = None
                 ) -> tuple[list[str], list[nn.Module]]:
@@ -100,10 +94,12 @@ class StudyContext:
         specs = self.scale.targets if specs is None else specs
         key = (dataset, specs)
         if key not in self._targets:
-            models = [self.train(c).load_model(device=self.device)
-                      for c in self.target_configs(dataset, specs)]
-            names = [spec_name(s) + ("" if dataset == "cifar10" else f"[{dataset}]")
-                     for s in specs]
+            from flatness.attacks.zoo import target_name
+
+            configs = self.target_configs(dataset, specs)
+            models = [self.train(c).load_model(device=self.device) for c in configs]
+            names = [target_name(c) + ("" if dataset == "cifar10" else f"[{dataset}]")
+                     for c in configs]
             for model in models:
                 model.requires_grad_(False)
             self._targets[key] = (names, models)
