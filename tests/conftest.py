@@ -9,9 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from flatness.data import CIFAR10_CLASSES
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_per_worker():
+    """One torch thread per test process: tests run in parallel (pytest -n 2) and small models
+    are slower with several threads fighting over two cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)

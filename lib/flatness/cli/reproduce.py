@@ -1,0 +1,34 @@
+"""``python -m flatness reproduce --scale S``: the whole study, resumable, with a summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from flatness.cli._common import add_data_options, add_scale_options, scale_from_args
+
+NAME = "reproduce"
+HELP = "run every chapter's computation end to end (resumable), locally or on a Ray cluster"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_scale_options(parser)
+    add_data_options(parser)
+    parser.add_argument("--chapters", default=None,
+                        help="comma-separated chapter names (default: all)")
+    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+                        help="local: in this process; ray: one Ray task per job")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: start a local Ray instance)")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="keep results in the cache instead of results/<scale>/")
+
+
+def run(args: argparse.Namespace) -> int:
+    from flatness.study.reproduce import reproduce, summary_table
+
+    names = [n.strip() for n in args.chapters.split(",")] if args.chapters else None
+    summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
+                          executor=args.executor, address=args.address,
+                          publish=not args.no_publish)
+    print(summary_table(summaries))
+    return 0

@@ -1,0 +1,76 @@
+"""The study's job graph: dependency order, caching, the local and Ray executors, reproduce."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.study import StudySpec, run_jobs
+from flatness.study.chapters.lr_decay import CHAPTER as LR_DECAY
+from flatness.study.common import surrogate
+from flatness.study.executors import closure
+from flatness.study.jobs import AttackSpec, TrainJob, TransferJob
+from flatness.study.reproduce import reproduce, summary_table
+
+TINY = {"schedules": {"standard": [1, 2]}, "seeds": [0], "single_decay_seeds": [0]}
+
+
+def tiny_spec(shared_cifar) -> StudySpec:
+    return StudySpec.create("smoke", data=shared_cifar, device="cpu", n_attack_images=16,
+                            epochs=2, decay_epochs="1")
+
+
+def test_closure_lists_dependencies_first_and_once(shared_cifar):
+    spec = tiny_spec(shared_cifar)
+    config = surrogate(spec.scale, 0)
+    a = TransferJob(config, AttackSpec(eps=8 / 255, steps=2))
+    b = TransferJob(config, AttackSpec(eps=4 / 255, steps=2))
+    ordered = closure([a, b])
+    assert [type(j).__name__ for j in ordered] == ["TrainJob", "TransferJob", "TransferJob"]
+    assert ordered[0] == TrainJob(config)
+
+
+def test_unknown_executor_is_a_clear_error(shared_cifar):
+    with pytest.raises(FlatnessError, match="unknown executor"):
+        run_jobs([], tiny_spec(shared_cifar), executor="slurm")
+
+
+def test_unknown_chapter_parameter_is_a_clear_error():
+    with pytest.raises(FlatnessError, match="no parameter"):
+        LR_DECAY.parameters(StudySpec.create("smoke").scale, {"rho": 0.1})
+
+
+def test_ray_executor_runs_the_graph_and_fills_the_shared_cache(shared_cifar, monkeypatch):
+    ray = pytest.importorskip("ray")
+    spec = tiny_spec(shared_cifar)
+    params = LR_DECAY.parameters(spec.scale, TINY)
+    jobs = LR_DECAY.jobs(spec, params)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outputs = run_jobs(jobs, spec, executor="ray")
+    finally:
+        ray.shutdown()
+    transfer = outputs[jobs[0].key()]
+    assert transfer["epochs"] == [1, 2] and len(transfer["success"][0]) == len(spec.scale.targets)
+    ctx = spec.open()
+    assert jobs[0].output_path(ctx).is_file()  # written by a Ray worker into the shared cache
+
+    def no_compute(self, ctx):
+        raise AssertionError("cached by the Ray run: nothing may be recomputed")
+
+    monkeypatch.setattr(TransferJob, "compute", no_compute)
+    local = run_jobs(jobs, spec, executor="local", progress=False)
+    assert local[jobs[0].key()] == json.loads(jobs[0].output_path(ctx).read_text())
+
+
+def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path / "results"))
+    spec = tiny_spec(shared_cifar)
+    summaries = reproduce(spec.scale, names=["lr_decay"], data=shared_cifar, device="cpu",
+                          progress=False)
+    assert [s.name for s in summaries] == ["lr_decay"]
+    published = tmp_path / "results" / "smoke" / "lr_decay.json"
+    assert published.is_file()
+    assert "lr_decay" in summary_table(summaries)
