@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from flatness.book.build import build_book, parse_warnings
 from flatness.book.demo import demo_html, make_demo_book
 from flatness.book.reproducibility import render

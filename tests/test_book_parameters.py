@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from flatness.errors import FlatnessError
 from flatness.minimizers import MINIMIZERS
 from flatness.notebook import check_parameters

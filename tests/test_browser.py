@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from flatness.paths import repo_root
 
 CHROMIUM = "/usr/bin/chromium"

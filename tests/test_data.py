@@ -8,11 +8,13 @@ import tarfile
 import urllib.error
 from pathlib import Path
 
-import flatness.data.cifar10 as cifar10_module
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+import flatness.data.cifar10 as cifar10_module
 from flatness.data import (
     CIFAR10_CLASSES,
     ArrayDataset,
@@ -27,7 +29,6 @@ from flatness.data import (
 from flatness.data import registry as registry_module
 from flatness.errors import FlatnessError
 from flatness.paths import cache_subdir
-from PIL import Image
 
 
 @pytest.fixture

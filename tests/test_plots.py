@@ -8,6 +8,7 @@ import re
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+
 from flatness.errors import FlatnessError
 from flatness.plots import (
     bar_per_target,

@@ -16,7 +16,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise FlatnessError(f"unknown device {device!r} ({exc}); use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FlatnessError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        raise FlatnessError(
+            f"device {device!r} requested but CUDA is not available; use --device cpu")
     return dev
 
 

@@ -47,9 +47,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Atomically write a compressed ``.npz`` archive."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:

@@ -62,11 +62,13 @@ def read_result(path: str | os.PathLike, kind: str | None = None) -> Result:
     """Read a result file, checking schema, version and (optionally) kind."""
     path = Path(path)
     if not path.is_file():
-        raise FlatnessError(f"result file {path} does not exist: compute it first (or check the path)")
+        raise FlatnessError(
+            f"result file {path} does not exist: compute it first (or check the path)")
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FlatnessError(f"result file {path} is not valid JSON ({exc}); delete and recompute it")
+        raise FlatnessError(
+            f"result file {path} is not valid JSON ({exc}); delete and recompute it") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise FlatnessError(f"{path} is not a flatness result file (missing schema {SCHEMA!r})")
     if doc.get("version") != VERSION:
