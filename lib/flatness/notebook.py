@@ -35,8 +35,9 @@ def _as_list(name: str, value: Any, example: str) -> list[Any]:
 
 
 def _scale(value: Any) -> str:
-    if not isinstance(value, str) or value not in SCALES:
-        raise FlatnessError(f"unknown scale {value!r}; choose one of: {', '.join(SCALES)}")
+    if not isinstance(value, str) or (value not in SCALES and value != "auto"):
+        raise FlatnessError(
+            f"unknown scale {value!r}; choose one of: auto, {', '.join(SCALES)}")
     return value
 
 

@@ -63,16 +63,33 @@ def committed_path(chapter: str, scale: str) -> Path:
     return results_root() / scale / f"{chapter}.json"
 
 
+#: Scales whose committed results the book prefers, largest first.
+PUBLISHED_SCALES = ("paper", "gpu", "cpu")
+
+
+def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
+    """``"auto"``: the largest scale with a committed result for ``chapter``, else smoke."""
+    if scale != "auto":
+        return scale
+    for name in PUBLISHED_SCALES:
+        if committed_path(chapter, name).is_file():
+            return name
+    return "smoke"
+
+
 def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
                    params: dict[str, Any] | None = None, *, data: str | os.PathLike | None = None,
                    device: str | None = None, recompute: bool = False, executor: str = "local",
                    address: str | None = None, publish: bool = False) -> Result:
     """The chapter's result: committed, cached, or computed (see the module docstring).
 
+    ``scale="auto"`` picks the largest scale with a committed result (see
+    :func:`resolve_scale`), so the book shows gpu results where they exist, cpu otherwise.
+
     ``publish=True`` also writes the computed result to ``results/<scale>/`` (what the
     ``chapter`` command does on a GPU box before the files are committed).
     """
-    spec = StudySpec.create(scale, data, device)
+    spec = StudySpec.create(resolve_scale(chapter.name, scale), data, device)
     params = chapter.parameters(spec.scale, params)
     committed = committed_path(chapter.name, spec.scale.name)
     if not recompute and committed.is_file():
