@@ -94,3 +94,34 @@ def shared_cifar() -> Path:
     if not path.exists():
         pytest.skip(f"offline CIFAR-10 copy not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory: pytest.TempPathFactory, shared_cifar):
+    """The real book (every chapter of notebooks/) executed at smoke scale in a scratch copy.
+
+    Returns the :class:`flatness.book.build.BookReport`; its ``html_dir`` is the built site.
+    """
+    import shutil
+
+    from flatness.book.build import build_book
+    from flatness.paths import repo_root
+
+    root = tmp_path_factory.mktemp("smoke-book")
+    source = repo_root()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(source / name, root / name)
+    shutil.copytree(source / "notebooks", root / "notebooks")
+    shutil.copytree(source / "book", root / "book",
+                    ignore=shutil.ignore_patterns("_build", "chapters", "reproducibility.md"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLATNESS_DATA", str(shared_cifar))  # the chapters' kernels inherit it
+    patch.setenv("FLATNESS_RESULTS", str(root / "results"))  # no committed results: compute
+    patch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        names = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+        report = build_book(root, chapters=names, parameters={"scale": "smoke"},
+                            echo=lambda *a, **k: None)
+    finally:
+        patch.undo()
+    return report

@@ -25,6 +25,7 @@ ARTIFACTS = repo_root() / "test-artifacts"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.xdist_group("smoke_book"),  # shares the smoke book with test_book_chapters
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
 
@@ -41,16 +42,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-@pytest.fixture(scope="module")
-def html_dir(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["demo", "chapters"])
+def html_dir(request, tmp_path_factory) -> Path:
+    """The tiny demo book, and the real chapters executed at smoke scale (or
+    ``FLATNESS_BOOK_HTML``, a book built beforehand, instead of the latter)."""
+    if request.param == "demo":
+        from flatness.book.demo import demo_html
+
+        return demo_html(tmp_path_factory.getbasetemp() / "tiny-book")
     if os.environ.get("FLATNESS_BOOK_HTML"):
         path = Path(os.environ["FLATNESS_BOOK_HTML"]).resolve()
         if not (path / "index.html").is_file():
             pytest.fail(f"FLATNESS_BOOK_HTML={path} has no index.html: build the book first")
         return path
-    from flatness.book.demo import demo_html
-
-    return demo_html(tmp_path_factory.getbasetemp() / "tiny-book")
+    report = request.getfixturevalue("smoke_book")
+    if not report.html_ok:
+        pytest.fail(f"the smoke-scale book did not build: {report.log}")
+    return report.html_dir
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +116,8 @@ def test_every_page_loads_without_errors(browser, server, html_dir: Path) -> Non
     for rel in _pages(html_dir):
         page, problems = _open(browser, f"{server}/{rel}")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(ARTIFACTS / f"{rel.replace('/', '_')}.png"), full_page=True)
+        shot = ARTIFACTS / f"{html_dir.parent.parent.name}_{rel.replace('/', '_')}.png"
+        page.screenshot(path=str(shot), full_page=True)
         page.close()
         assert not [p for p in problems if "Failed to load resource" not in p], (rel, problems)
         assert not problems, (rel, problems)
@@ -139,7 +148,8 @@ def test_figures_are_drawn_and_sliders_change_them(browser, server, html_dir: Pa
                     f"gd => ({_FIGURE_STATE})(gd) !== {before!r}",
                     arg=figure.element_handle(), timeout=5_000)
                 n_sliders += 1
-            figure.screenshot(path=str(ARTIFACTS / f"{Path(rel).stem}_fig{i}.png"))
+            figure.screenshot(
+                path=str(ARTIFACTS / f"{html_dir.parent.parent.name}_{Path(rel).stem}_fig{i}.png"))
         page.close()
         assert not problems, (rel, problems)
     assert n_figures > 0 and n_sliders > 0

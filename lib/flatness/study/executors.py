@@ -16,6 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from flatness.errors import FlatnessError
+from flatness.progress import tqdm_disable
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job
 
@@ -55,8 +56,7 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
     outputs = {}
-    disable = None if progress is None else not progress
-    bar = tqdm(ordered, desc="study", unit="job", disable=disable)
+    bar = tqdm(ordered, desc="study", unit="job", disable=tqdm_disable(progress))
     for job in bar:
         bar.set_postfix_str(job.label[:60])
         outputs[job.key()] = job.run(ctx)

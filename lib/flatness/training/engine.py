@@ -28,6 +28,7 @@ from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
+from flatness.progress import tqdm_disable
 from flatness.provenance import provenance
 from flatness.training.config import TrainConfig
 from flatness.training.runs import Run, runs_root
@@ -132,7 +133,7 @@ class _Trainer:
         last = min(config.epochs, until_epoch) if until_epoch is not None else config.epochs
         bar = tqdm(range(self.epoch + 1, last + 1), desc=self.run.dir.name[:40], unit="epoch",
                    initial=self.epoch, total=config.epochs,
-                   disable=(None if progress is None else not progress), leave=False)
+                   disable=tqdm_disable(progress), leave=False)
         for epoch in bar:
             started = time.perf_counter()
             row = self._train_epoch(epoch)
