@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 
@@ -11,6 +12,12 @@ from flatness.errors import FlatnessError
 
 Loader = Callable[[str | None], tuple[ArrayDataset, ArrayDataset]]
 _LOADERS: dict[str, Loader] = {"cifar10": load_cifar10}
+_DERIVED = "flatness.robust"  # registers d_r, d_nr, d_rand, d_det; imported at first lookup
+
+
+def _register_derived() -> None:
+    """Import the derived-dataset package (lazily: it depends on the training engine)."""
+    importlib.import_module(_DERIVED)
 
 
 def register_dataset(name: str, loader: Loader) -> None:
@@ -20,12 +27,14 @@ def register_dataset(name: str, loader: Loader) -> None:
 
 def known_datasets() -> tuple[str, ...]:
     """The registered dataset names, sorted."""
+    _register_derived()
     return tuple(sorted(_LOADERS))
 
 
 def load_dataset(name: str = "cifar10",
                  data: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) sets of dataset ``name``; ``data`` is the CIFAR-10 location."""
+    _register_derived()
     try:
         loader = _LOADERS[name]
     except KeyError:

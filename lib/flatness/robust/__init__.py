@@ -1,0 +1,30 @@
+"""The robust and non-robust feature datasets of Ilyas et al. (2019), built from CIFAR-10.
+
+- ``d_r``: images whose robust-model representation matches a training image's (label kept),
+- ``d_nr``: the same with a standard model (Ilyas et al.'s D_NR, their ``non_robust_CIFAR``),
+- ``d_rand`` / ``d_det``: a standard model's targeted L2 adversarial examples relabelled with
+  the target, random (``d_rand``) or ``(y + 1) mod 10`` (``d_det``).
+
+:func:`build_dataset` builds or reuses one (cached artifact); the training engine finds them by
+name (``d_r``, ``d_r@cpu``, ...) through :func:`flatness.data.load_dataset`.
+"""
+
+from flatness.robust.artifacts import DatasetArtifact, artifact_path, read_artifact
+from flatness.robust.build import Built, build_all, build_dataset, model_config
+from flatness.robust.construct import (
+    invert_representation,
+    next_class_targets,
+    random_targets,
+    representation_distance,
+    start_images,
+    targeted_relabel,
+)
+from flatness.robust.params import KINDS, RobustParams
+from flatness.robust.registry import default_scale, load_robust_dataset, set_default_scale
+
+__all__ = [
+    "KINDS", "Built", "DatasetArtifact", "RobustParams", "artifact_path", "build_all",
+    "build_dataset", "default_scale", "invert_representation", "load_robust_dataset",
+    "model_config", "next_class_targets", "random_targets", "read_artifact",
+    "representation_distance", "set_default_scale", "start_images", "targeted_relabel",
+]

@@ -1,0 +1,138 @@
+"""Build (or reuse) the datasets of one scale: source models, construction, artifacts.
+
+The source models are ordinary cached training runs (:func:`flatness.training.train`): the
+robust model with L2 PGD adversarial training, the standard model with the same recipe
+without it. ``D_R`` inverts the robust model's representation, ``D_NR`` the standard model's
+(Ilyas et al. section 3.1 and their released ``non_robust_CIFAR``); ``D_rand`` / ``D_det`` are
+the standard model's targeted adversarial examples relabelled with the target (section 3.2).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from flatness.data import ArrayDataset, load_cifar10
+from flatness.device import resolve_device
+from flatness.provenance import provenance
+from flatness.robust import construct
+from flatness.robust.artifacts import (
+    FORMAT,
+    DatasetArtifact,
+    artifact_path,
+    quantise,
+    read_artifact,
+    save_artifact,
+)
+from flatness.robust.params import INVERSION_KINDS, KINDS, RobustParams, dataset_key
+from flatness.scales import Scale, get_scale
+from flatness.training import TrainConfig, train
+
+
+def model_config(params: RobustParams, robust: bool) -> TrainConfig:
+    """The training run of the robust (L2 PGD adversarial training) or standard source model."""
+    adv = dict(adv_norm="l2", adv_eps=params.adv_eps, adv_steps=params.adv_steps,
+               adv_step_size=params.adv_step_size) if robust else {}
+    return TrainConfig(
+        arch=params.model.arch, width=params.model.width, depth=params.model.depth,
+        dataset="cifar10", train_subset=params.size, subset_seed=params.seed,
+        eval_subset=params.eval_subset, epochs=params.model_epochs, lr=params.lr,
+        decay_epochs=params.decay_epochs, momentum=params.momentum,
+        weight_decay=params.weight_decay, batch_size=params.batch_size, seed=params.seed,
+        **adv,
+    )
+
+
+def uses_robust_model(kind: str) -> bool:
+    """Only ``D_R`` is built from the robust model."""
+    return kind == "d_r"
+
+
+@dataclass
+class Built:
+    """A dataset ready for training: the artifact, its key and whether it was just built."""
+
+    kind: str
+    key: str
+    artifact: DatasetArtifact
+    built: bool
+
+    def datasets(self, cifar_test: ArrayDataset) -> tuple[ArrayDataset, ArrayDataset]:
+        """(train = this set, test = the original CIFAR-10 test set)."""
+        a = self.artifact
+        source = f"{self.kind}:{self.key} from {a.provenance.get('data_copy', '?')}"
+        return (ArrayDataset(a.images, a.labels, a.classes, source, name=self.kind),
+                cifar_test)
+
+
+def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None, force: bool = False,
+                  **overrides: Any) -> Built:
+    """Dataset ``kind`` at ``scale``: read from the cache, else build it (and its models)."""
+    scale = get_scale(scale)
+    params = RobustParams.from_scale(scale, **overrides)
+    params.relevant(kind)  # unknown kind: clear error before any work
+    train_set, _ = load_cifar10(data)
+    config = model_config(params, uses_robust_model(kind))
+    key = dataset_key(kind, params, config.run_name(train_set.source), train_set.source)
+    path = artifact_path(kind, key)
+    if not force and (artifact := read_artifact(path)) is not None:
+        return Built(kind, key, artifact, built=False)
+
+    dev = resolve_device(device)
+    started = time.perf_counter()
+    run = train(config, data=data, device=dev)
+    model_time = time.perf_counter() - started
+    model = run.load_model(device=dev)
+    subset = train_set.subset(params.size, params.seed)
+    x = torch.from_numpy(subset.images).to(dev).permute(0, 3, 1, 2).float().div_(255)
+    y = torch.from_numpy(subset.labels).to(dev)
+    generator = torch.Generator().manual_seed(params.seed)
+
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if kind in INVERSION_KINDS:
+        x0 = construct.start_images(x, params.start, generator)
+        images = construct.invert_representation(
+            model, x, x0, iterations=params.iterations, step_size=params.inversion_step_size,
+            batch_size=params.chunk)
+        labels = y
+    else:
+        targets = (construct.random_targets(y, len(subset.classes), generator)
+                   if kind == "d_rand" else construct.next_class_targets(y, len(subset.classes)))
+        images, labels = construct.targeted_relabel(
+            model, x, y, targets, eps=params.attack_eps, steps=params.attack_steps,
+            step_size=params.attack_step_size, batch_size=params.chunk)
+    quantised = quantise(images)
+    labels_np = labels.cpu().numpy()
+    seconds = time.perf_counter() - started
+    if kind in INVERSION_KINDS:  # how well the representations match (start vs end), honestly
+        end = torch.from_numpy(quantised).to(dev).permute(0, 3, 1, 2).float().div_(255)
+        before = construct.representation_distance(model, x0, x, params.chunk)
+        after = construct.representation_distance(model, end, x, params.chunk)
+        extra["representation_distance"] = {"start_mean": float(before.mean()),
+                                             "end_mean": float(after.mean())}
+    else:
+        extra["relabelled_fraction_changed"] = float((labels != y).float().mean())
+    prov = provenance(
+        dev, format=FORMAT, kind=kind, key=key, scale=scale.name, params=params.to_dict(),
+        source_run=run.dir.name, source_model_robust=uses_robust_model(kind),
+        data_copy=train_set.source, images=len(labels_np), construction_s=round(seconds, 3),
+        images_per_s=round(len(labels_np) / max(seconds, 1e-9), 2),
+        source_model_wall_s=run.provenance.get("wall_time_s"),
+        model_step_s=round(model_time, 3),
+        quantisation="uint8 = round(255 * x), x in [0, 1]", **extra,
+    )
+    artifact = DatasetArtifact(quantised, labels_np.astype(np.int64), subset.classes, prov)
+    save_artifact(path, artifact)
+    return Built(kind, key, artifact, built=True)
+
+
+def build_all(scale: str | Scale, kinds: tuple[str, ...] = KINDS, **kwargs: Any) -> list[Built]:
+    """Every dataset in ``kinds`` (models shared through the run cache)."""
+    return [build_dataset(kind, scale, **kwargs) for kind in kinds]
