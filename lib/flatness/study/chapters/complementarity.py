@@ -1,0 +1,325 @@
+"""Chapter 5, complementarity: the best sharpness-aware minimizers are competitive with other
+surrogate-training methods (LGV, slight adversarial training, SWA, early stopping) and add to
+attack-time transferability techniques and to LGV (PAPER.md finding 5).
+
+Part A compares surrogate-training methods under plain BIM on the same targets and images:
+fully trained SGD, early-stopped SGD (the best epoch of the standard run's transfer curve,
+the very job of chapter 2), SAM, l-SAM (SAM with a large rho), LGV (weights collected along
+constant high-learning-rate SGD from the fully trained SGD surrogate), SWA and SAT (slight
+adversarial training, Springer et al. 2021). Part B crosses the surrogates SGD, SAM and l-SAM
+with each attack-time technique (MI, DI, TI, SGM, ghost networks, LinBP) and with LGV
+(LGV + l-SAM: LGV collected from the l-SAM surrogate); l-SAM "complements" a technique when
+its gain over SGD under that technique stays positive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flatness.errors import FlatnessError
+from flatness.scales import Scale
+from flatness.study.chapter import Chapter
+from flatness.study.common import (
+    check_seeds,
+    checkpoint_epochs,
+    default_seeds,
+    scale_attack,
+    seed_stats,
+    surrogate,
+)
+from flatness.study.context import StudyContext, StudySpec
+from flatness.study.jobs import Job, LGVJob, TransferJob
+from flatness.training import TrainConfig
+
+#: SAM's standard neighbourhood radius (Foret et al. 2021).
+SAM_RHO = 0.05
+#: l-SAM's large radius per scale: 0.3 is "large" for a ResNet after a long training, but it
+#: cripples the small, shorter-trained surrogates of the cpu scale (PAPER.md probe), where a
+#: smaller large rho is used. Chapter 4's rho sweep is where this value is chosen.
+LSAM_RHO = {"smoke": 0.3, "cpu": 0.15, "gpu": 0.3, "paper": 0.3}
+#: Slight adversarial training (Springer et al. 2021): L2 PGD with a small eps in [0, 1] pixels.
+SAT_EPS = 0.1
+SAT_NORM = "l2"
+#: Surrogate-training methods of Part A, in display order.
+METHODS = ("sgd", "early_stopped", "sam", "lsam", "lgv", "swa", "sat")
+#: Surrogates crossed with the techniques in Part B (trained methods only).
+SURROGATES = ("sgd", "sam", "lsam")
+TECHNIQUES = ("mi", "di", "ti", "sgm", "gn", "linbp")
+#: Part B's columns besides the techniques: plain BIM and LGV from the row's surrogate.
+PLAIN, LGV = "none", "lgv"
+#: Methods that need training runs of their own (no other chapter trains them): at cpu scale
+#: they use ``baseline_seeds`` (the first seed) to keep the chapter affordable.
+OWN_RUNS = ("swa", "sat")
+#: Smallest spread (success-rate points) a difference must exceed with a single seed.
+MIN_SPREAD = 0.01
+LABELS = {"sgd": "SGD (fully trained)", "early_stopped": "SGD (early stopped)", "sam": "SAM",
+          "lsam": "l-SAM", "lgv": "LGV", "swa": "SWA", "sat": "SAT"}
+
+
+def defaults(scale: Scale) -> dict[str, Any]:
+    smoke = scale.name == "smoke"
+    seeds = default_seeds(scale)
+    return {
+        "seeds": seeds[:1] if smoke else seeds,
+        "baseline_seeds": seeds[:1] if scale.name in {"smoke", "cpu"} else seeds,
+        "methods": list(METHODS),
+        "surrogates": list(SURROGATES),
+        "techniques": ["mi", "di"] if smoke else list(TECHNIQUES),
+        "combine_lgv": True,
+        "sam_rho": SAM_RHO,
+        "lsam_rho": LSAM_RHO.get(scale.name, LSAM_RHO["paper"]),
+        "sat_norm": SAT_NORM,
+        "sat_eps": SAT_EPS,
+        "sat_steps": 1 if scale.name in {"smoke", "cpu"} else 3,
+        # LGV (Gubri et al. 2022): 10 epochs, 4 models per epoch, twice the initial lr
+        "lgv_epochs": {"smoke": 1, "cpu": 2}.get(scale.name, 10),
+        "lgv_models": {"smoke": 2, "cpu": 8}.get(scale.name, 40),
+        "lgv_lr_factor": 2.0,
+        "eps": scale.eps,
+        "attack_steps": scale.attack_steps,
+    }
+
+
+def _names(params: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
+    values = params[key]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise FlatnessError(f"{key} must be a list of names among: {', '.join(known)}")
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise FlatnessError(f"unknown {key[:-1]} {', '.join(map(repr, unknown))}; "
+                            f"choose among: {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise FlatnessError(f"{key} lists a name twice: {values!r}")
+
+
+def _number(params: dict[str, Any], key: str, *, positive: bool = False) -> None:
+    value = params[key]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        raise FlatnessError(f"{key} must be a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise FlatnessError(f"{key} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+
+
+def _count(params: dict[str, Any], key: str) -> None:
+    value = params[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise FlatnessError(f"{key} must be an integer >= 1, got {value!r}")
+
+
+def validate(params: dict[str, Any]) -> None:
+    from flatness.attacks import TECHNIQUES as KNOWN_TECHNIQUES
+
+    check_seeds(params)
+    check_seeds({"seeds": params["baseline_seeds"]})
+    if not set(params["baseline_seeds"]) <= set(params["seeds"]):
+        raise FlatnessError(f"baseline_seeds {params['baseline_seeds']} must be among seeds "
+                            f"{params['seeds']} (differences are paired by seed)")
+    _names(params, "methods", METHODS)
+    _names(params, "surrogates", SURROGATES)
+    _names(params, "techniques", tuple(KNOWN_TECHNIQUES))
+    if not params["methods"]:
+        raise FlatnessError(f"methods must name at least one of: {', '.join(METHODS)}")
+    for key in ("sam_rho", "lsam_rho", "sat_eps"):
+        _number(params, key)
+    _number(params, "eps", positive=True)
+    _number(params, "lgv_lr_factor", positive=True)
+    for key in ("lgv_epochs", "lgv_models", "attack_steps", "sat_steps"):
+        _count(params, key)
+    if params["sat_norm"] not in {"l2", "linf"}:
+        raise FlatnessError(f"sat_norm must be 'l2' or 'linf', got {params['sat_norm']!r}")
+    if not isinstance(params["combine_lgv"], bool):
+        raise FlatnessError(f"combine_lgv must be True or False, got {params['combine_lgv']!r}")
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+def config(scale: Scale, params: dict[str, Any], method: str, seed: int) -> TrainConfig:
+    """The training run behind a trained method (early stopping and LGV use SGD's)."""
+    if method in {"sgd", "early_stopped", "lgv"}:
+        return surrogate(scale, seed)  # chapters 2, 3 and 4 train the same run
+    if method in {"sam", "lsam"}:
+        rho = params["sam_rho"] if method == "sam" else params["lsam_rho"]
+        return surrogate(scale, seed, minimizer="sam", minimizer_params={"rho": float(rho)})
+    if method == "swa":
+        return surrogate(scale, seed, minimizer="swa")
+    if method == "sat":
+        return surrogate(scale, seed, adv_norm=params["sat_norm"],
+                         adv_eps=float(params["sat_eps"]), adv_steps=int(params["sat_steps"]))
+    raise FlatnessError(f"unknown method {method!r}; choose among: {', '.join(METHODS)}")
+
+
+def curve_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob:
+    """Chapter 2's standard-schedule transfer curve (every checkpoint): early stopping."""
+    return TransferJob(surrogate(scale, seed, decay_epochs=tuple(scale.decay_epochs)),
+                       scale_attack(scale, params), epochs=checkpoint_epochs(scale))
+
+
+def lgv_job(scale: Scale, params: dict[str, Any], base: str, seed: int) -> LGVJob:
+    """LGV weights collected from the fully trained ``base`` surrogate."""
+    return LGVJob(config(scale, params, base, seed), epochs=int(params["lgv_epochs"]),
+                  lr_factor=float(params["lgv_lr_factor"]), n_models=int(params["lgv_models"]))
+
+
+def _curve_has_final(scale: Scale) -> bool:
+    return scale.epochs in checkpoint_epochs(scale)
+
+
+def cell_job(scale: Scale, params: dict[str, Any], row: str, column: str, seed: int
+             ) -> TransferJob:
+    """The job behind one cell: surrogate method ``row`` attacked with technique ``column``
+    (``"none"``: plain BIM; ``"lgv"``: LGV collected from the row's surrogate).
+
+    Fully trained SGD under plain BIM is the last point of the early-stopping curve when the
+    curve reaches the final epoch (one attack instead of two).
+    """
+    if row == "early_stopped":
+        return curve_job(scale, params, seed)
+    if row == "lgv":  # Part A's LGV is Part B's (sgd, lgv) cell
+        row, column = "sgd", LGV
+    if row == "sgd" and column == PLAIN and _curve_has_final(scale):
+        return curve_job(scale, params, seed)
+    base = config(scale, params, row, seed)
+    if column == LGV:
+        return TransferJob(base, scale_attack(scale, params), lgv=lgv_job(scale, params, row, seed))
+    techniques = () if column == PLAIN else (column,)
+    return TransferJob(base, scale_attack(scale, params, techniques))
+
+
+def columns(params: dict[str, Any]) -> list[str]:
+    """Part B's columns: plain BIM, each technique, then LGV when combined."""
+    return [PLAIN, *params["techniques"], *([LGV] if params["combine_lgv"] else [])]
+
+
+def _cells(params: dict[str, Any]) -> list[tuple[str, str]]:
+    part_a = [(m, PLAIN) for m in params["methods"]]
+    part_b = [(r, c) for r in params["surrogates"] for c in columns(params)]
+    return list(dict.fromkeys(part_a + part_b))
+
+
+def seeds_for(row: str, params: dict[str, Any]) -> list[int]:
+    """The training seeds of a method (``baseline_seeds`` for SWA and SAT)."""
+    return params["baseline_seeds"] if row in OWN_RUNS else params["seeds"]
+
+
+def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
+    planned = [cell_job(spec.scale, params, row, column, seed)
+               for row, column in _cells(params) for seed in seeds_for(row, params)]
+    return list({job.key(): job for job in planned}.values())
+
+
+# -- the summary ------------------------------------------------------------------------------
+def _row_at(output: dict[str, Any], epoch: int) -> int:
+    if epoch not in output["epochs"]:
+        raise FlatnessError(f"transfer output has no epoch {epoch} (has {output['epochs']})")
+    return output["epochs"].index(epoch)
+
+
+def early_stopping_epoch(curves: list[dict[str, Any]]) -> int:
+    """The checkpoint with the best success rate averaged over seeds (the paper's oracle)."""
+    mean = np.mean([c["mean"] for c in curves], axis=0)
+    return int(curves[0]["epochs"][int(np.argmax(mean))])
+
+
+def _cell_outputs(scale: Scale, params: dict[str, Any], outputs: dict[str, Any], row: str,
+                  column: str, early_epoch: int | None) -> dict[str, Any]:
+    """Per-seed success (mean and per target) and accuracy of one cell."""
+    means, per_target, accuracy = [], [], []
+    seeds = seeds_for(row, params)
+    for seed in seeds:
+        job = cell_job(scale, params, row, column, seed)
+        out = outputs[job.key()]
+        i = -1
+        if job.epochs:  # the early-stopping curve
+            i = _row_at(out, early_epoch if row == "early_stopped" else scale.epochs)
+        means.append(out["mean"][i])
+        per_target.append(out["success"][i])
+        accuracy.append(out["test_acc"][i])
+    success = seed_stats(means)
+    targets = seed_stats(per_target)
+    acc = [a for a in accuracy if a is not None]
+    return {"seeds": seeds, "seeds_success": means, "mean": success["mean"], "std": success["std"],
+            "per_target_mean": targets["mean"], "per_target_std": targets["std"],
+            "test_acc": float(np.mean(acc)) if acc else None}
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Cell ``a`` minus cell ``b`` paired by seed (their common seeds): mean difference, its
+    std and the spread it must beat (2 std of the paired differences, at least
+    ``MIN_SPREAD``)."""
+    sa = dict(zip(a["seeds"], a["seeds_success"]))
+    sb = dict(zip(b["seeds"], b["seeds_success"]))
+    common = [s for s in sa if s in sb]
+    if not common:
+        raise FlatnessError(f"no common seed to compare: {a['seeds']} vs {b['seeds']}")
+    diff = np.array([sa[s] - sb[s] for s in common], dtype=float)
+    std = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    return {"diff": float(diff.mean()), "std": std, "spread": max(2 * std, MIN_SPREAD),
+            "seeds": common}
+
+
+def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
+              ) -> dict[str, Any]:
+    scale = ctx.scale
+    targets: list[str] = []
+    early_epoch = None
+    if "early_stopped" in params["methods"]:
+        curves = [outputs[curve_job(scale, params, s).key()] for s in params["seeds"]]
+        early_epoch = early_stopping_epoch(curves)
+
+    def cell(row: str, column: str) -> dict[str, Any]:
+        return _cell_outputs(scale, params, outputs, row, column, early_epoch)
+
+    row, column = _cells(params)[0]
+    first = cell_job(scale, params, row, column, seeds_for(row, params)[0])
+    targets = outputs[first.key()]["targets"]
+    methods = {m: cell(m, PLAIN) for m in params["methods"]}
+    cols = columns(params)
+    table = {r: {c: cell(r, c) for c in cols} for r in params["surrogates"]}
+    return {
+        "targets": targets,
+        "early_stopping_epoch": early_epoch,
+        "methods": methods,
+        "columns": cols,
+        "table": table,
+        "findings": findings(methods, table),
+    }
+
+
+def findings(methods: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+    """The chapter's claims, computed: l-SAM against each other method (competitive: not
+    worse by more than the spread), l-SAM's gain over SGD under each technique (complements:
+    the gain stays positive; significant: above the spread), and LGV + l-SAM against LGV."""
+    out: dict[str, Any] = {"competitive": {}, "gain_over_sgd": {}, "lgv_lsam_vs_lgv": None}
+    if "lsam" in methods:
+        for name, m in methods.items():
+            if name == "lsam":
+                continue
+            c = compare(methods["lsam"], m)
+            out["competitive"][name] = {**c, "competitive": c["diff"] > -c["spread"],
+                                        "better": c["diff"] > c["spread"]}
+    if "lsam" in table and "sgd" in table:
+        for column in table["lsam"]:
+            c = compare(table["lsam"][column], table["sgd"][column])
+            out["gain_over_sgd"][column] = {**c, "complements": c["diff"] > 0,
+                                            "significant": c["diff"] > c["spread"]}
+        if LGV in table["lsam"]:
+            c = compare(table["lsam"][LGV], table["sgd"][LGV])
+            out["lgv_lsam_vs_lgv"] = {**c, "better": c["diff"] > 0,
+                                      "significant": c["diff"] > c["spread"]}
+    gains = [g for col, g in out["gain_over_sgd"].items() if col != PLAIN]
+    out["complements_all"] = bool(gains) and all(g["complements"] for g in gains)
+    out["n_complemented"] = sum(g["complements"] for g in gains)
+    out["n_combined"] = len(gains)
+    return out
+
+
+CHAPTER = Chapter(
+    name="complementarity",
+    title="Complementarity",
+    notebook="05_complementarity",
+    defaults=defaults,
+    jobs=jobs,
+    summarize=summarize,
+    validate=validate,
+)
