@@ -280,6 +280,8 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         "targets": targets,
         "early_stopping_epoch": early_epoch,
         "methods": methods,
+        "method_order": list(params["methods"]),  # JSON objects lose their key order
+        "surrogate_order": list(params["surrogates"]),
         "columns": cols,
         "table": table,
         "findings": findings(methods, table),
@@ -293,7 +295,7 @@ def findings(methods: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"competitive": {}, "gain_over_sgd": {}, "lgv_lsam_vs_lgv": None}
     if "lsam" in methods:
         for name, m in methods.items():
-            if name == "lsam":
+            if name in {"lsam", "sam"}:  # l-SAM vs SAM is chapter 4's rho sweep
                 continue
             c = compare(methods["lsam"], m)
             out["competitive"][name] = {**c, "competitive": c["diff"] > -c["spread"],
