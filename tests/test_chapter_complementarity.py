@@ -1,0 +1,196 @@
+"""Chapter 5 (complementarity): parameters, job planning and reuse, and the aggregation of
+synthetic job outputs into the chapter's findings."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.scales import get_scale
+from flatness.study.chapters import complementarity as ch
+from flatness.study.chapters import lr_decay
+from flatness.study.context import StudySpec
+from flatness.study.jobs import TransferJob
+
+SMOKE = get_scale("smoke")
+CPU = get_scale("cpu")
+
+
+def params(scale=SMOKE, **overrides):
+    return ch.CHAPTER.parameters(scale, overrides)
+
+
+# -- parameters -------------------------------------------------------------------------------
+def test_defaults_shrink_at_smoke_and_keep_the_full_design_at_cpu():
+    smoke, cpu, paper = params(SMOKE), params(CPU), params(get_scale("paper"))
+    assert smoke["seeds"] == [0] and len(smoke["techniques"]) == 2
+    assert smoke["lgv_epochs"] == 1 and smoke["lgv_models"] == 2
+    assert cpu["techniques"] == list(ch.TECHNIQUES) and cpu["methods"] == list(ch.METHODS)
+    assert cpu["seeds"] == [0, 1] and cpu["baseline_seeds"] == [0]
+    assert paper["baseline_seeds"] == paper["seeds"] and paper["lgv_models"] == 40
+    assert paper["lsam_rho"] == ch.LSAM_RHO["paper"] > paper["sam_rho"] == ch.SAM_RHO
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"methods": ["sgd", "adam"]}, "unknown method 'adam'"),
+    ({"surrogates": ["swa"]}, "unknown surrogate 'swa'"),
+    ({"techniques": ["mi", "xyz"]}, "unknown technique 'xyz'"),
+    ({"techniques": "mi"}, "techniques must be a list"),
+    ({"techniques": ["mi", "mi"]}, "lists a name twice"),
+    ({"lsam_rho": -0.1}, "lsam_rho must be >= 0"),
+    ({"sam_rho": "big"}, "sam_rho must be a number"),
+    ({"sat_norm": "l1"}, "sat_norm must be"),
+    ({"lgv_models": 0}, "lgv_models must be an integer >= 1"),
+    ({"eps": 0}, "eps must be > 0"),
+    ({"seeds": "0"}, "seeds must be"),
+    ({"seeds": [0], "baseline_seeds": [1]}, "must be among seeds"),
+    ({"combine_lgv": "yes"}, "combine_lgv must be True or False"),
+    ({"methods": []}, "at least one"),
+])
+def test_bad_parameters_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(FlatnessError, match=message):
+        params(SMOKE, **overrides)
+
+
+def test_unknown_parameter_names_are_errors():
+    with pytest.raises(FlatnessError, match="no parameter rhos"):
+        params(SMOKE, rhos=[0.1])
+
+
+# -- job planning -----------------------------------------------------------------------------
+def _jobs(scale, p):
+    return ch.jobs(StudySpec(scale), p)
+
+
+def test_smoke_plan_counts_and_kinds():
+    p = params(SMOKE)
+    jobs = _jobs(SMOKE, p)
+    assert all(isinstance(j, TransferJob) for j in jobs)
+    # curve (= fully trained and early-stopped SGD), LGV(SGD), SAM, l-SAM, SWA, SAT; then
+    # 3 surrogates x 2 techniques and LGV from SAM and l-SAM
+    assert len(jobs) == 6 + 3 * 2 + 2
+    assert sum(j.lgv is not None for j in jobs) == 3
+    assert len({j.key() for j in jobs}) == len(jobs)
+
+
+def test_cpu_plan_uses_baseline_seeds_for_own_runs_only():
+    p = params(CPU)
+    jobs = _jobs(CPU, p)
+    per_seed = 1 + 1 + 2 + 3 * len(ch.TECHNIQUES) + 2
+    assert len(jobs) == len(p["seeds"]) * per_seed + 2 * len(p["baseline_seeds"])
+    swa = [j for j in jobs if j.surrogate.minimizer == "swa"]
+    sat = [j for j in jobs if j.surrogate.adv_eps > 0]
+    assert [j.surrogate.seed for j in swa] == [j.surrogate.seed for j in sat] == [0]
+    assert sat[0].surrogate.adv_norm == "l2" and sat[0].surrogate.adv_eps == ch.SAT_EPS
+
+
+def test_early_stopping_reuses_chapter_two_standard_job():
+    p = params(CPU)
+    standard = lr_decay._job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
+    assert ch.cell_job(CPU, p, "early_stopped", ch.PLAIN, 1).key() == standard.key()
+    # fully trained SGD under plain BIM is the curve's last point, not a second attack
+    assert ch.cell_job(CPU, p, "sgd", ch.PLAIN, 1).key() == standard.key()
+    assert CPU.epochs in standard.epochs
+
+
+def test_lgv_cells_share_jobs_and_lgv_lsam_starts_from_lsam():
+    p = params(CPU)
+    assert ch.cell_job(CPU, p, "lgv", ch.PLAIN, 0).key() == ch.cell_job(
+        CPU, p, "sgd", ch.LGV, 0).key()
+    lgv_lsam = ch.cell_job(CPU, p, "lsam", ch.LGV, 0)
+    assert lgv_lsam.lgv.base.minimizer == "sam"
+    assert lgv_lsam.lgv.base.minimizer_params == {"rho": p["lsam_rho"]}
+    assert lgv_lsam.lgv.n_models == p["lgv_models"] and lgv_lsam.lgv.epochs == p["lgv_epochs"]
+    technique = ch.cell_job(CPU, p, "sam", "linbp", 0)
+    assert technique.attack.techniques == ("linbp",) and technique.lgv is None
+    # the same surrogate run under every technique (one training, many attacks)
+    assert technique.surrogate == ch.cell_job(CPU, p, "sam", ch.PLAIN, 0).surrogate
+
+
+def test_methods_train_the_expected_configurations():
+    p = params(SMOKE)
+    assert ch.config(SMOKE, p, "sgd", 0) == ch.config(SMOKE, p, "lgv", 0)
+    assert ch.config(SMOKE, p, "swa", 0).minimizer == "swa"
+    assert ch.config(SMOKE, p, "sam", 0).minimizer_params == {"rho": ch.SAM_RHO}
+
+
+# -- aggregation and findings -----------------------------------------------------------------
+TARGETS = ["vgg", "resnet"]
+
+
+def _value(row, column, seed):
+    """Synthetic success: l-SAM beats SGD by 0.05 except under DI (-0.02); seed adds noise."""
+    base = {"sgd": 0.30, "sam": 0.33, "lsam": 0.35, "swa": 0.31, "sat": 0.345}[row]
+    bonus = {ch.PLAIN: 0.0, "mi": 0.05, "di": 0.08, ch.LGV: 0.10}[column]
+    if row == "lsam" and column == "di":
+        bonus -= 0.07
+    return base + bonus + 0.002 * seed
+
+
+def _fake_outputs(scale, p):
+    outputs = {}
+    for row, column in ch._cells(p):
+        for seed in ch.seeds_for(row, p):
+            job = ch.cell_job(scale, p, row, column, seed)
+            if job.epochs:  # the SGD curve: peak at epoch 2 (of 3), final = _value
+                final = _value("sgd", ch.PLAIN, seed)
+                means = [final + 0.01, final + 0.08, final]
+                epochs = list(job.epochs)
+            else:
+                r, c = ("sgd", ch.LGV) if row == "lgv" else (row, column)
+                means, epochs = [_value(r, c, seed)], [scale.epochs]
+            outputs[job.key()] = {
+                "targets": TARGETS, "epochs": epochs, "mean": means,
+                "success": [[m - 0.01, m + 0.01] for m in means],
+                "test_acc": [0.7] * len(means),
+            }
+    return outputs
+
+
+def test_summarize_aggregates_seeds_and_computes_findings():
+    p = params(SMOKE, seeds=[0, 1], baseline_seeds=[1])
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, _fake_outputs(SMOKE, p))
+    assert data["targets"] == TARGETS and data["early_stopping_epoch"] == 2
+    assert data["columns"] == [ch.PLAIN, "mi", "di", ch.LGV]
+    assert data["method_order"] == list(ch.METHODS)
+    m = data["methods"]
+    assert m["sgd"]["mean"] == pytest.approx(0.301)
+    assert m["early_stopped"]["mean"] == pytest.approx(0.381)
+    assert m["lgv"]["mean"] == pytest.approx(0.401)
+    assert m["sgd"]["std"] == pytest.approx(np.std([0.30, 0.302], ddof=1))
+    assert m["swa"]["seeds"] == [1] and m["swa"]["std"] == 0.0
+    assert m["lsam"]["per_target_mean"] == pytest.approx([0.341, 0.361])
+    f = data["findings"]
+    assert f["competitive"]["early_stopped"]["diff"] == pytest.approx(-0.03)
+    assert f["competitive"]["early_stopped"]["competitive"] is False  # seeds agree: std 0
+    assert f["competitive"]["lgv"]["competitive"] is False
+    sat = f["competitive"]["sat"]
+    assert sat["seeds"] == [1] and sat["competitive"] is True and sat["better"] is False
+    assert "sam" not in f["competitive"]
+    assert f["gain_over_sgd"]["mi"]["diff"] == pytest.approx(0.05)
+    assert f["gain_over_sgd"]["mi"]["significant"] is True
+    assert f["gain_over_sgd"]["di"]["complements"] is False
+    assert f["lgv_lsam_vs_lgv"]["diff"] == pytest.approx(0.05)
+    assert f["n_complemented"] == 2 and f["n_combined"] == 3 and f["complements_all"] is False
+
+
+def test_compare_is_paired_by_seed():
+    a = {"seeds": [0, 1], "seeds_success": [0.5, 0.6]}
+    b = {"seeds": [1, 0], "seeds_success": [0.4, 0.4]}
+    c = ch.compare(a, b)
+    assert c["diff"] == pytest.approx(0.15)
+    assert c["std"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
+    assert c["spread"] == pytest.approx(2 * c["std"])
+    one = ch.compare({"seeds": [0], "seeds_success": [0.5]}, a)
+    assert one["spread"] == ch.MIN_SPREAD and one["seeds"] == [0]
+    with pytest.raises(FlatnessError, match="no common seed"):
+        ch.compare({"seeds": [5], "seeds_success": [0.1]}, a)
+
+
+def test_early_stopping_epoch_is_the_best_seed_averaged_checkpoint():
+    curves = [{"epochs": [1, 2, 3], "mean": [0.1, 0.5, 0.2]},
+              {"epochs": [1, 2, 3], "mean": [0.6, 0.1, 0.3]}]
+    assert ch.early_stopping_epoch(curves) == 1  # means 0.35, 0.30, 0.25
