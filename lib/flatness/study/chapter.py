@@ -19,7 +19,7 @@ from typing import Any
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable
 from flatness.paths import cache_subdir, repo_root
-from flatness.provenance import provenance
+from flatness.provenance import code_commit, provenance
 from flatness.results import Result, read_result, write_result
 from flatness.scales import Scale
 from flatness.study.context import StudyContext, StudySpec, short_hash
@@ -97,8 +97,9 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
         if result.config.get("chapter") == chapter.name and result.config.get("params") == params:
             return result
     ctx = spec.open()
+    # the code commit is part of the key: a changed summary is recomputed (its jobs are cached)
     key = short_hash({"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
-                      "data": ctx.data_source})
+                      "data": ctx.data_source, "code": code_commit()})
     cached = cache_subdir(f"results/{spec.scale.name}") / f"{chapter.name}-{key}.json"
     if not recompute and cached.is_file():
         return read_result(cached, kind=RESULT_KIND)

@@ -187,7 +187,7 @@ class TransferJob(Job):
         return (TrainJob(self.surrogate), *(self.lgv,) * (self.lgv is not None))
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
-        from flatness.attacks import attack, success_rates
+        from flatness.attacks import attack, parse_techniques, success_rates
 
         names, targets = ctx.targets(self.target_dataset, self.target_specs)
         x, y = ctx.attack_set(self.target_dataset, self.target_specs)
@@ -210,7 +210,7 @@ class TransferJob(Job):
             generator = torch.Generator(device=ctx.device).manual_seed(self.surrogate.seed)
             x_adv = attack(surrogates, x.to(ctx.device), y.to(ctx.device), eps=spec.eps,
                            steps=spec.steps, step_size=spec.resolved_step_size, norm=spec.norm,
-                           techniques=list(spec.techniques), ensemble=ensemble,
+                           techniques=parse_techniques(list(spec.techniques)), ensemble=ensemble,
                            generator=generator)
             rates = success_rates(targets, x_adv, y, x_clean=x.to(x_adv.device))
             rows.append({"epoch": epoch, "success": rates.tolist(),
