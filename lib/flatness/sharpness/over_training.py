@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from flatness.device import resolve_device
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable, write_json
@@ -44,6 +46,28 @@ def default_result_path(run: Any, settings: dict[str, Any]) -> Path:
     return _open_run(run).dir / "sharpness" / f"sharpness-{settings_key(settings)}.json"
 
 
+def run_images(run: Any, n_images: int | None, seed: int, data: str | os.PathLike | None = None,
+               split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded class-balanced subset of a run's own training images (or of the test set).
+
+    ``split="train"``: from the run's training subset (``train_subset``, ``subset_seed``);
+    ``"test"``: from the whole test set. Float images in [0, 1], N x 3 x H x W, and labels.
+    Refuses a data copy other than the one the run was trained on.
+    """
+    from flatness.data import load_dataset
+
+    run = _open_run(run)
+    config = run.config
+    train_set, test_set = load_dataset(config.dataset, data)
+    if train_set.source != run.data_source:
+        raise FlatnessError(f"data copy {train_set.source!r} is not the one run {run.dir.name} "
+                            f"was trained on ({run.data_source!r}); pass that copy with --data")
+    pool = (train_set.subset(config.train_subset, config.subset_seed) if split == "train"
+            else test_set)
+    subset = pool.subset(None if n_images is None else min(n_images, len(pool)), seed)
+    return as_images(subset.images), torch.as_tensor(subset.labels)
+
+
 def sharpness_settings(*, engine: str = "fast", n_images: int = 10_000, batch_size: int = 100,
                        seed: int = 0, **metric_kwargs: Any) -> dict[str, Any]:
     """Every setting of :func:`sharpness_over_training` that changes the numbers."""
@@ -62,8 +86,6 @@ def sharpness_over_training(run: Any, epochs: Sequence[int], *, engine: str = "f
     ``which``, ``tol``, ``trace_samples``, ...). The result is written to ``out`` (default
     :func:`default_result_path`) and returned.
     """
-    from flatness.data import load_dataset
-
     run = _open_run(run)
     if not epochs:
         raise FlatnessError("no epochs given: pass the checkpoint epochs to measure, e.g. 10,50")
@@ -87,14 +109,7 @@ def sharpness_over_training(run: Any, epochs: Sequence[int], *, engine: str = "f
             per_epoch.append(json.loads(path.read_text()))
             continue
         if images is None:  # decode the data only when something must be computed
-            train_set, _ = load_dataset(config.dataset, data)
-            if train_set.source != run.data_source:
-                raise FlatnessError(f"data copy {train_set.source!r} is not the one run "
-                                    f"{run.dir.name} was trained on ({run.data_source!r}); pass "
-                                    "that copy with data=/--data")
-            train_set = train_set.subset(config.train_subset, config.subset_seed)
-            subset = train_set.subset(min(n_images, len(train_set)), seed)
-            images, labels = as_images(subset.images), subset.labels
+            images, labels = run_images(run, n_images, seed, data)
         model = run.load_model(epoch, dev)
         metrics = hessian_metrics(model, images, labels, engine=engine, batch_size=batch_size,
                                   seed=seed, device=dev, **metric_kwargs)
