@@ -51,7 +51,7 @@ def test_start_images_are_other_images_or_noise_and_seeded():
     assert sorted(source.tolist()) == list(range(7))  # a permutation of the images...
     assert (source != torch.arange(7)).all()  # ...that never starts from the image itself
     noise = start_images(x, "noise", torch.Generator().manual_seed(0))
-    assert noise.shape == x.shape and 0 <= noise.min() and noise.max() <= 1
+    assert noise.shape == x.shape and noise.min() >= 0 and noise.max() <= 1
 
 
 def test_targets_det_is_next_class_and_rand_is_seeded_and_uniform():
