@@ -17,7 +17,7 @@ def test_help_lists_every_sub_command():
     out = subprocess.run([sys.executable, "-m", "flatness", "--help"], capture_output=True,
                          text=True, check=True).stdout
     names = {m.NAME for m in _command_modules()}
-    assert EXPECTED <= names, EXPECTED - names
+    assert names >= EXPECTED, EXPECTED - names
     for name in names:
         assert name in out
 

@@ -342,7 +342,7 @@ def test_dataset_registry(cifar_tiny, monkeypatch):
     assert len(train) == 60 and seen == [str(cifar_tiny)]
     with pytest.raises(FlatnessError) as excinfo:
         load_dataset("d_nope")
-    one_line_error(excinfo, "unknown dataset 'd_nope'", "cifar10, d_test")
+    one_line_error(excinfo, "unknown dataset 'd_nope'", "d_test")
 
 
 # ---------------------------------------------------------------------------- augmentation

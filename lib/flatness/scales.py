@@ -63,6 +63,9 @@ class Scale:
     robust_dataset_size: int | None = None  # None = the whole training set
     robust_model_epochs: int = 0
     robust_iterations: int = 1000
+    robust_inversion_step_size: float = 0.1  # L2-normalised steps of the representation inversion
+    robust_adv_steps: int = 7  # PGD steps of the robust model's adversarial training
+    robust_attack_steps: int = 100  # targeted PGD steps building D_rand / D_det
     extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **overrides: Any) -> Scale:
@@ -161,6 +164,8 @@ SCALES: dict[str, Scale] = {
         robust_dataset_size=128,
         robust_model_epochs=2,
         robust_iterations=10,
+        robust_adv_steps=3,
+        robust_attack_steps=10,
     ),
     "cpu": Scale(
         name="cpu",
@@ -184,8 +189,11 @@ SCALES: dict[str, Scale] = {
         sharpness_batch=100,
         landscape_grid=21,
         robust_dataset_size=5000,
-        robust_model_epochs=15,
-        robust_iterations=100,
+        robust_model_epochs=10,
+        robust_iterations=40,
+        robust_inversion_step_size=0.3,
+        robust_adv_steps=3,
+        robust_attack_steps=10,
     ),
     "gpu": Scale(
         name="gpu",

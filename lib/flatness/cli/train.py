@@ -90,6 +90,10 @@ def build_config(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from flatness.training import train
 
+    if args.dataset.startswith("d_") and "@" not in args.dataset:
+        from flatness.robust import set_default_scale
+
+        set_default_scale(scale_from_args(args))  # d_r etc. are built at this scale
     config = build_config(args)
     result = train(config, data=args.data, device=args.device, out=args.out, compile=args.compile)
     rows = result.metrics()
