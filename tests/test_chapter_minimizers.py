@@ -1,0 +1,252 @@
+"""Chapter 4 (minimizers): parameters, job planning and reuse, the summary and its findings on
+hand-made job outputs, and the figures built from a summary."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.scales import get_scale
+from flatness.study.chapters import minimizers as ch
+from flatness.study.context import StudySpec
+from flatness.study.jobs import SharpnessJob, TrainJob, TransferJob
+
+SMOKE = get_scale("smoke")
+CPU = get_scale("cpu")
+
+
+def params(scale=SMOKE, **overrides):
+    return ch.CHAPTER.parameters(scale, overrides)
+
+
+# -- parameters -------------------------------------------------------------------------------
+def test_smoke_defaults_are_small_and_cpu_covers_every_minimizer():
+    smoke, cpu = params(SMOKE), params(CPU)
+    assert smoke["seeds"] == [0] and "sgd" in smoke["minimizers"]
+    assert len(smoke["rhos"]["sam"]) == 2 and len(smoke["minimizers"]) <= 4
+    from flatness.minimizers import MINIMIZERS
+
+    assert set(cpu["minimizers"]) == set(MINIMIZERS)
+    assert len(cpu["seeds"]) >= 2
+    # ASAM's adaptive rho lives on a scale about ten times SAM's
+    assert max(cpu["rhos"]["asam"]) >= 5 * max(cpu["rhos"]["sam"])
+    # every minimizer with a rho has a standard and a large variant, but GAM (4x the cost)
+    for name, grid in cpu["rhos"].items():
+        assert len(grid) >= (1 if name == "gam" else 2), name
+    # the cpu grid avoids the rho the probe found crippling (0.3) for the small surrogate
+    assert max(cpu["rhos"]["sam"]) < 0.3
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"minimizers": ["sam", "adamw"]}, "unknown minimizer 'adamw'"),
+    ({"minimizers": "sam"}, "minimizers must be a non-empty list"),
+    ({"minimizers": ["sam", "sam"]}, "twice"),
+    ({"rhos": {"sam": [0.05, -0.1]}}, "rho must be >= 0"),
+    ({"rhos": {"sam": []}}, "non-empty list"),
+    ({"rhos": {"sam": ["0.05"]}}, "non-empty list of numbers"),
+    ({"rhos": {"swa": [0.1]}}, "has no rho"),
+    ({"rhos": {"lsam": [0.1]}}, "unknown minimizer 'lsam'"),
+    ({"rhos": [0.05]}, "rhos must map"),
+    ({"seeds": "0"}, "seeds must be a non-empty list"),
+    ({"minimizer_seeds": {"sam": []}}, "seeds must be a non-empty list"),
+    ({"sharpness": "yes"}, "sharpness must be True or False"),
+    ({"attack_steps": 0}, "attack_steps must be an integer >= 1"),
+    ({"eps": 0.0}, "eps must be a number > 0"),
+    ({"rho": 0.1}, "has no parameter rho"),
+])
+def test_bad_parameters_are_refused_with_a_clear_message(overrides, message):
+    with pytest.raises(FlatnessError, match=message):
+        params(SMOKE, **overrides)
+
+
+def test_unlisted_minimizer_uses_its_default_rho():
+    p = params(SMOKE, minimizers=["sgd", "gsam", "swa"])
+    assert ch.variants(p) == [("sgd", None), ("gsam", 0.05), ("swa", None)]
+
+
+# -- jobs -------------------------------------------------------------------------------------
+def _kinds(jobs):
+    return [type(j).__name__ for j in jobs]
+
+
+def test_smoke_plan_reuses_the_sgd_curve_for_fully_trained_sgd():
+    spec = StudySpec.create("smoke")
+    p = params(SMOKE)
+    planned = ch.jobs(spec, p)
+    n_variants = len(ch.variants(p))  # sgd, sam x2, looksam, swa
+    assert n_variants == 5
+    # one curve (also fully trained SGD's attack) + one attack per other variant; sharpness
+    # of every variant's final checkpoint
+    assert _kinds(planned).count("TransferJob") == 1 + (n_variants - 1)
+    assert _kinds(planned).count("SharpnessJob") == n_variants
+    assert len({j.key() for j in planned}) == len(planned)
+    curve = ch.curve_job(SMOKE, p, 0)
+    assert curve.epochs == tuple(range(1, SMOKE.epochs + 1))
+    assert ch.final_job(SMOKE, p, "sgd", None, 0) == curve
+    assert all(j.epochs == () for j in planned if isinstance(j, TransferJob) and j != curve)
+    assert not any(isinstance(j, SharpnessJob) for j in ch.jobs(spec, params(sharpness=False)))
+
+
+def test_fully_trained_sgd_gets_its_own_attack_when_the_curve_misses_the_last_epoch():
+    scale = get_scale("smoke", epochs=5, decay_epochs="2,4", checkpoint_every=2)
+    p = params(scale)
+    job = ch.final_job(scale, p, "sgd", None, 0)
+    assert job != ch.curve_job(scale, p, 0) and job.epochs == ()
+    assert job.surrogate == ch.curve_job(scale, p, 0).surrogate  # same training run
+
+
+def test_runs_are_shared_with_chapters_2_and_5():
+    from flatness.study.chapters import lr_decay
+
+    p = params(CPU)
+    standard = lr_decay._job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
+    assert ch.curve_job(CPU, p, 1).key() == standard.key()
+    complementarity = pytest.importorskip("flatness.study.chapters.complementarity")
+    c5 = complementarity.defaults(CPU)
+    assert (ch.config(CPU, "sam", c5["sam_rho"], 0)
+            == complementarity.config(CPU, c5, "sam", 0))
+    assert (ch.config(CPU, "sam", max(p["rhos"]["sam"]), 0)
+            == complementarity.config(CPU, c5, "lsam", 0))
+    assert ch.config(CPU, "swa", None, 0) == complementarity.config(CPU, c5, "swa", 0)
+
+
+def test_cpu_plan_gives_every_seed_to_the_sam_sweep_only():
+    p = params(CPU)
+    planned = ch.jobs(StudySpec.create("cpu"), p)
+    trained = {(j.surrogate.minimizer, j.surrogate.minimizer_params.get("rho"), j.surrogate.seed)
+               for j in planned if isinstance(j, TransferJob)}
+    assert {s for m, _, s in trained if m == "sam"} == set(p["seeds"])
+    assert {s for m, _, s in trained if m in {"asam", "gam"}} == {p["seeds"][0]}
+    rhos = {r for m, r, _ in trained if m == "asam"}
+    assert rhos == set(p["rhos"]["asam"])
+    assert all(isinstance(d, TrainJob) for j in planned for d in j.deps())
+
+
+def test_cost_estimate_counts_steps_times_relative_step_cost():
+    p = params(CPU, minimizers=["sgd", "sam", "gam", "swa"], rhos={"sam": [0.05, 0.15]},
+               minimizer_seeds={"gam": [0]})
+    steps = -(-CPU.train_subset // CPU.batch_size) * CPU.epochs
+    est = ch.cost_estimate(CPU, p, sgd_step_s=1.0)
+    n = len(p["seeds"])
+    assert est["runs"] == 2 * n + 1 + n
+    assert est["train_s"] == pytest.approx(steps * (2 * n * 2.0 + 4.0 + n * 1.0))
+    shared = ch.cost_estimate(CPU, p, sgd_step_s=1.0, shared={("sam", 0.05)})
+    assert shared["train_s"] == pytest.approx(est["train_s"] - steps * n * 2.0)
+
+
+# -- summary ----------------------------------------------------------------------------------
+TARGETS = ["t1", "t2"]
+
+
+def _transfer(epochs, per_target, acc):
+    per_target = np.asarray(per_target, dtype=float)
+    return {"targets": TARGETS, "epochs": list(epochs), "success": per_target.tolist(),
+            "mean": per_target.mean(axis=1).tolist(), "test_acc": list(acc)}
+
+
+def _sharp(eig, trace):
+    return {"epochs": [SMOKE.epochs], "top_eigenvalue": [eig], "trace": [trace]}
+
+
+def synthetic(p):
+    """Outputs where success grows with rho, accuracy falls with it, and sharper surrogates
+    transfer worse; SGD's curve peaks at epoch 2."""
+    outputs = {}
+    epochs = list(ch.checkpoint_epochs(SMOKE))  # 1, 2, 3
+    for seed in p["seeds"]:
+        d = 0.02 * seed
+        outputs[ch.curve_job(SMOKE, p, seed).key()] = _transfer(
+            epochs, [[0.30 + d, 0.10], [0.50 + d, 0.30], [0.40 + d, 0.20]], [0.5, 0.6, 0.7])
+    success = {("sam", 0.05): 0.5, ("sam", 0.3): 0.8, ("looksam", 0.05): 0.45,
+               ("swa", None): 0.35}
+    for (name, rho), s in success.items():
+        for seed in p["seeds"]:
+            d = 0.02 * seed
+            acc = 0.7 - (rho or 0.0)
+            outputs[ch.final_job(SMOKE, p, name, rho, seed).key()] = _transfer(
+                [SMOKE.epochs], [[s + 0.1 + d, s - 0.1 + d]], [acc])
+    for (name, rho), s in [*success.items(), (("sgd", None), 0.3)]:
+        for seed in p["seeds"]:
+            outputs[ch.sharpness_job(SMOKE, name, rho, seed).key()] = _sharp(
+                10 * (1 - s), 100 * (1 - s) + 5)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def summary():
+    p = params(SMOKE, seeds=[0, 1])
+    return p, ch.summarize(SimpleNamespace(scale=SMOKE), p, synthetic(p))
+
+
+def test_baselines_early_stopped_at_the_best_epoch_and_fully_trained(summary):
+    _, d = summary
+    es, full = d["early_stopped"], d["fully_trained"]
+    assert es["epoch"] == 2
+    assert es["success_mean"] == pytest.approx(0.405)  # mean over targets and seeds 0, 1
+    assert es["success_std"] == pytest.approx(np.std([0.40, 0.41], ddof=1))
+    assert es["per_target_mean"] == pytest.approx([0.51, 0.30])
+    assert es["test_acc_mean"] == pytest.approx(0.6) and es["top_eigenvalue_mean"] is None
+    assert full["success_mean"] == pytest.approx(0.305) and full["test_acc_mean"] == 0.7
+    assert full["top_eigenvalue_mean"] == pytest.approx(7.0)
+
+
+def test_surrogates_gains_ranking_and_lsam(summary):
+    _, d = summary
+    lsam = d["surrogates"]["sam ρ=0.3"]
+    assert lsam["success_mean"] == pytest.approx(0.81)
+    assert lsam["gain_vs_early_stopped_points"] == pytest.approx(40.5)
+    assert lsam["gain_vs_full_points"] == pytest.approx(50.5)
+    assert lsam["test_acc_mean"] == pytest.approx(0.4)
+    assert d["lsam"]["rho"] == 0.3 and d["lsam"]["label"] == "sam ρ=0.3"
+    assert d["ranking"] == ["sam ρ=0.3", "sam ρ=0.05", "looksam ρ=0.05", ch.ES, "swa", ch.FULL]
+    assert d["minimizers"]["sam"] == ["sam ρ=0.05", "sam ρ=0.3"]
+
+
+def test_findings_are_computed_from_the_numbers(summary):
+    _, d = summary
+    f = d["findings"]
+    assert f["best"]["label"] == "sam ρ=0.3"
+    assert f["best"]["gain_vs_early_stopped_points"] == pytest.approx(40.5)
+    # 2 std of the noisier of the two (l-SAM: seeds 0.80, 0.82; early stopping: 0.40, 0.41)
+    assert f["best"]["spread_points"] == pytest.approx(100 * 2 * np.std([0.80, 0.82], ddof=1))
+    (sam,) = f["large_rho"]  # looksam has a single rho here
+    assert sam["largest_is_best"] and sam["best_rho"] == 0.3
+    assert sam["success_gain_points"] == pytest.approx(30.0)
+    assert sam["accuracy_cost_points"] == pytest.approx(25.0)
+    corr = f["sharpness_correlation"]
+    assert corr["top_eigenvalue"]["n"] == 5  # 5 surrogates; early stopping has no sharpness
+    assert corr["top_eigenvalue"]["spearman"] == pytest.approx(-1.0)
+    assert corr["trace"]["pearson"] < -0.9
+
+
+def test_findings_when_large_rho_is_worst():
+    entry = {"success_std": 0.0, "test_acc_mean": 0.7, "top_eigenvalue_mean": None}
+    surrogates = {"sam ρ=0.05": {**entry, "minimizer": "sam", "rho": 0.05, "success_mean": 0.6},
+                  "sam ρ=1": {**entry, "minimizer": "sam", "rho": 1.0, "success_mean": 0.2,
+                              "test_acc_mean": 0.3}}
+    base = {**entry, "success_mean": 0.5}
+    f = ch.findings(surrogates, base, base)
+    assert f["best"]["label"] == "sam ρ=0.05"
+    assert f["best"]["gain_vs_early_stopped_points"] == pytest.approx(10.0)
+    assert not f["large_rho"][0]["largest_is_best"]
+    assert f["sharpness_correlation"]["top_eigenvalue"]["spearman"] is None
+
+
+# -- figures ----------------------------------------------------------------------------------
+def test_figures_and_table(summary):
+    _, d = summary
+    slider = ch.rho_slider(d, "sam")
+    assert [f.name for f in slider.frames] == ["rho=0.05", "rho=0.3"]
+    assert len(slider.data) == 3  # fully trained SGD, early-stopped SGD, SAM at that rho
+    curves = ch.rho_curves(d, "success")
+    names = {t.name for t in curves.data}
+    assert {"sam", "looksam"} <= names and "swa" not in names
+    assert ch.rho_curves(d, "top_eigenvalue").data
+    scatter = ch.tradeoff_scatter(d)
+    assert {t.name for t in scatter.data} >= {"sam", ch.ES, ch.FULL}
+    table = ch.ranking_markdown(d)
+    assert table.count("\n") == 2 + len(d["ranking"]) - 1
+    assert "**sam ρ=0.3** (l-SAM)" in table and "+40.5" in table
