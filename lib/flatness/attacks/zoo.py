@@ -27,8 +27,10 @@ def target_configs(scale: Scale, dataset: str = "cifar10",
     from flatness.training import TrainConfig
 
     specs = scale.targets if specs is None else specs
+    # derived datasets (d_r, d_nr, ...) are already built from the scale's subset: use all of it
+    subset = {} if dataset == "cifar10" else {"train_subset": None}
     return [TrainConfig.from_scale(scale, spec, seed=TARGET_SEED + i, target=True,
-                                   dataset=dataset)
+                                   dataset=dataset, **subset)
             for i, spec in enumerate(specs)]
 
 
