@@ -89,8 +89,9 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "seeds": default_seeds(scale),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
-        # sharpness over training (cpu: every 3rd epoch, half the images: see the report)
-        "sharpness_every": {"smoke": 1, "cpu": 3}.get(scale.name, max(1, scale.epochs // 30)),
+        # sharpness over training (cpu: every 4th epoch and the decay windows, half the
+        # images, cheap Hessian settings: about 20 min on 2 cores for two seeds)
+        "sharpness_every": {"smoke": 1, "cpu": 4}.get(scale.name, max(1, scale.epochs // 30)),
         "sharpness_images": scale.sharpness_images // 2 if scale.name == "cpu"
         else scale.sharpness_images,
         "sharpness_batch": scale.sharpness_batch,
@@ -117,7 +118,8 @@ def _positive_int(params: dict[str, Any], name: str, minimum: int = 1) -> int:
     return value
 
 
-def _non_negative(params: dict[str, Any], name: str, value: Any) -> float:
+def _non_negative(name: str, value: Any) -> float:
+    """``value`` as a float, or a FlatnessError naming ``name`` (NaN and negatives refused)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
         raise FlatnessError(f"{name} must be a number >= 0, got {value!r}")
     return float(value)
@@ -125,6 +127,9 @@ def _non_negative(params: dict[str, Any], name: str, value: Any) -> float:
 
 def validate(params: dict[str, Any]) -> None:
     check_seeds(params)
+    _positive_int(params, "attack_steps")
+    if _non_negative("eps", params["eps"]) == 0:
+        raise FlatnessError(f"eps must be a number > 0, got {params['eps']!r} (e.g. 8/255)")
     for name in ("sharpness_every", "sharpness_images", "sharpness_batch", "early_epoch"):
         _positive_int(params, name)
     for name in ("landscape_grid", "landscape_grid_2d"):
@@ -143,13 +148,13 @@ def validate(params: dict[str, Any]) -> None:
                        for e in epochs)):
         raise FlatnessError(f"landscape_epochs must be a non-empty list of epochs >= 1, "
                             f"got {epochs!r}")
-    _non_negative(params, "lsam_rho", params["lsam_rho"])
+    _non_negative("lsam_rho", params["lsam_rho"])
     rhos = params["rhos"]
     if not isinstance(rhos, list) or not rhos:
         raise FlatnessError(f"rhos must be a non-empty list of numbers >= 0, got {rhos!r}")
     for rho in rhos:
-        _non_negative(params, "rhos[]", rho)
-    span = _non_negative(params, "landscape_span", params["landscape_span"])
+        _non_negative("rhos[]", rho)
+    span = _non_negative("landscape_span", params["landscape_span"])
     if span == 0:
         raise FlatnessError("landscape_span must be > 0 (half-width of the landscape grid)")
 
@@ -497,6 +502,95 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
     }
 
 
+# -- verdicts ------------------------------------------------------------------------------
+#: A rise of sharpness after its post-decay minimum counts when it exceeds this fraction
+#: (the trace is a 10-probe estimate at small scales: a few percent is noise).
+MIN_REBOUND = 0.1
+#: |Spearman| below this is "no clear correlation".
+MIN_CORRELATION = 0.3
+#: Smallest success-rate difference that counts with one seed (with several: 2 std).
+MIN_SPREAD = 0.01
+
+
+def verdict_lines(data: dict[str, Any]) -> list[str]:
+    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
+    from flatness.study.report import fmt, verdict
+
+    f = data["findings"]
+    names = {"top_eigenvalue": "largest eigenvalue", "trace": "trace"}
+    lines = []
+    for m, label in names.items():
+        for k, drop in enumerate(f["drops"][m]):
+            seeds = [row[k] for row in f["drops_per_seed"][m] if row[k] is not None]
+            agrees = None if drop["relative"] is None else bool(
+                drop["relative"] < 0 and sum(r < 0 for r in seeds) * 2 > len(seeds))
+            lines.append(verdict(
+                agrees, f"the Hessian {label} drops when the learning rate decays at epoch "
+                f"{drop['decay']}",
+                f"{fmt(drop['before'])} at the decay, {fmt(drop['after'])} on average over the "
+                f"next {f['window']} epochs ({_pct(drop['relative'])}); drops in "
+                f"{sum(r < 0 for r in seeds)}/{len(seeds)} seeds"))
+    for m, label in names.items():
+        for seg in f["rebounds"][m]:
+            rel = seg["relative"]
+            lines.append(verdict(
+                None if rel is None else bool(rel > MIN_REBOUND),
+                f"after the decay at epoch {seg['start']}, SGD moves to sharper regions again "
+                f"({label})",
+                "too few epochs measured" if rel is None else
+                f"lowest {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
+                f"{fmt(seg['end_value'])} at epoch {seg['end']} ({_pct(rel)})"))
+    spread = max(2 * max(data["success_std"], default=0.0), MIN_SPREAD)
+    for seg in f["success_declines"]:
+        if seg["relative"] is None:
+            lines.append(verdict(None, f"transferability declines after the decay at epoch "
+                                 f"{seg['start']}", "too few epochs measured"))
+            continue
+        fall = seg["extreme"] - seg["end_value"]
+        lines.append(verdict(
+            bool(fall > spread), f"transferability declines after its peak following the "
+            f"decay at epoch {seg['start']}",
+            f"peak {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
+            f"{fmt(seg['end_value'])} at epoch {seg['end']}; spread {fmt(spread)}"))
+    for m, label in names.items():
+        c = f["correlation"][m]
+        r = c["after_first_decay"]
+        agrees = None if r is None or abs(r) < MIN_CORRELATION else bool(r < 0)
+        lines.append(verdict(
+            agrees, f"sharper surrogates transfer worse ({label} against mean success, "
+            "epochs after the first decay)",
+            f"Spearman {fmt(r, 2)}; over all epochs {fmt(c['all_epochs'], 2)}; per seed "
+            + ", ".join(fmt(v, 2) for v in c["per_seed"])))
+    best, window = f["best_epoch"], f["window"]
+    near = [d for d in f["decays"] if d < best <= d + 2 * window]
+    lines.append(verdict(
+        bool(near) if f["decays"] else None,
+        "the best epoch for transferability comes a few epochs after a decay",
+        f"best mean success {fmt(f['best_success'])} at epoch {best} (seed "
+        f"{data['seeds'][0]}: epoch {f['best_epoch_seed0']}); planned early-stopping epoch "
+        f"{f['early_epoch']}: {fmt(f['early_success'])}; final {fmt(f['final_success'])}"))
+    curv, rise = f["curvature"], f["mean_rise_2d"]
+    for other, claim in (("early", "fully trained SGD sits in a sharper region than "
+                                   "early-stopped SGD"),
+                         ("lsam", "l-SAM sits in a flatter region than fully trained SGD")):
+        if curv[other] is None or curv["final"] is None:
+            lines.append(verdict(None, claim, "landscape missing"))
+            continue
+        sharper_1d = curv["final"] > curv[other]
+        sharper_2d = None if rise[other] is None else rise["final"] > rise[other]
+        agrees = bool(sharper_1d) if sharper_2d is None or sharper_2d == sharper_1d else None
+        lines.append(verdict(
+            agrees, claim,
+            f"1-D curvature at the weights {fmt(curv['final'])} (fully trained) vs "
+            f"{fmt(curv[other])}; mean 2-D loss rise {fmt(rise['final'])} vs "
+            f"{fmt(rise[other])}"))
+    return lines
+
+
+def _pct(relative: float | None) -> str:
+    return "n/a" if relative is None else f"{100 * relative:+.0f} %"
+
+
 # -- figures (data in, figure out; the notebook only shows them) -----------------------------
 def sharpness_figure(data: dict[str, Any]):
     """Fig. 5: top eigenvalue, trace and mean success rate against epoch in three stacked
@@ -552,6 +646,37 @@ def landscape_grids(data: dict[str, Any], names: list[str], split: str = "train"
         alphas, betas = entry["alphas"], entry["betas"]
         grids[name] = np.asarray(entry[f"{split}_loss"]).T  # stored alphas x betas
     return grids, alphas, betas
+
+
+def model_label(name: str, data: dict[str, Any]) -> str:
+    """A reader's name for a landscape model: ``sgd@12`` -> ``SGD epoch 12 (early-stopped)``."""
+    if name.startswith("sgd@"):
+        epoch = int(name[4:])
+        tags = {data["findings"]["early_epoch"]: " (early-stopped)",
+                data["epochs"]: " (fully trained)"}
+        return f"SGD epoch {epoch}{tags.get(epoch, '')}"
+    rho = float(name[3:])
+    return f"SAM ρ={rho:g}" + (" (l-SAM)" if rho == data["lsam_rho"] else "")
+
+
+def landscape_table(data: dict[str, Any]) -> str:
+    """Markdown table of the flatness measures of every landscape model (train loss)."""
+    rows = ["| model | train loss | test acc | curvature at 0 | rise at half span | "
+            "rise at full span | mean 2-D rise |", "|---|---|---|---|---|---|---|"]
+    from flatness.study.report import fmt
+
+    for key, entry in data["landscapes"].items():
+        name, shape = key.rsplit("/", 1)
+        if shape != "1d":
+            continue
+        m = entry["metrics"]
+        i0 = int(np.argmin(np.abs(np.asarray(entry["alphas"]))))
+        surface = data["landscapes"].get(f"{name}/2d", {}).get("metrics", {})
+        rows.append(f"| {model_label(name, data)} | {fmt(m['loss_at_0'])} | "
+                    f"{fmt(entry['test_acc'][i0])} | {fmt(m['curvature'])} | "
+                    f"{fmt(m['rise_half'])} | {fmt(m['rise_full'])} | "
+                    f"{fmt(surface.get('mean_rise'))} |")
+    return "\n".join(rows)
 
 
 CHAPTER = Chapter(

@@ -1,0 +1,264 @@
+"""Chapter 3 (sharpness): parameters, job planning and reuse of chapters 2, 4 and 5's runs,
+the findings' building blocks on closed-form curves, and the summary, verdicts and figures on
+hand-made job outputs."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.scales import get_scale
+from flatness.study.chapters import complementarity, lr_decay, minimizers
+from flatness.study.chapters import sharpness as ch
+from flatness.study.context import StudySpec
+from flatness.study.jobs import LandscapeJob, SharpnessJob, TransferJob
+
+SMOKE = get_scale("smoke")
+CPU = get_scale("cpu")
+# a small scale with room after each decay: epochs 1..9, decays after 3 and 6
+TOY = get_scale("smoke", epochs=9, decay_epochs=(3, 6))
+
+
+def params(scale=SMOKE, **overrides):
+    return ch.CHAPTER.parameters(scale, overrides)
+
+
+# -- parameters -------------------------------------------------------------------------------
+def test_cpu_defaults_plan_the_early_stopped_model_after_the_first_decay():
+    p = params(CPU)
+    assert p["early_epoch"] == 12  # first decay (10) + 30 // 15
+    assert p["landscape_epochs"] == [10, 12, 22, 30]  # before, early, after 2nd decay, final
+    assert p["lsam_rho"] == complementarity.LSAM_RHO["cpu"]
+    assert p["rhos"] == [0.05, p["lsam_rho"]]
+    assert p["lsam_rho"] in minimizers.RHOS["cpu"]["sam"]  # the SAM runs of chapter 4
+    assert p["interpolation_points"] % 6 == 1 and p["landscape_grid_2d"] < p["landscape_grid"]
+    assert p["trace_samples"] is not None and params(get_scale("gpu"))["trace_samples"] is None
+
+
+def test_interpolation_points_put_both_models_on_the_grid():
+    for grid in (5, 21, 31, 51):
+        n = ch.interpolation_points(grid)
+        alphas = np.linspace(-0.25, 1.25, n)
+        assert np.isclose(alphas, 0).any() and np.isclose(alphas, 1).any()
+        assert abs(n - grid) <= 3
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lsam_rho": -0.1}, "lsam_rho must be a number >= 0"),
+    ({"rhos": [0.05, -1.0]}, "rhos[] must be a number >= 0"),
+    ({"rhos": []}, "rhos must be a non-empty list"),
+    ({"rhos": 0.05}, "rhos must be a non-empty list"),
+    ({"seeds": "0"}, "seeds must be a non-empty list"),
+    ({"sharpness_every": 0}, "sharpness_every must be an integer >= 1"),
+    ({"early_epoch": "2"}, "early_epoch must be an integer >= 1"),
+    ({"landscape_epochs": ["1"]}, "landscape_epochs must be a non-empty list"),
+    ({"landscape_grid": 2}, "landscape_grid must be an integer >= 3"),
+    ({"interpolation_points": 8}, "interpolation_points must be 6k + 1"),
+    ({"landscape_span": 0.0}, "landscape_span must be > 0"),
+    ({"trace_samples": 1}, "trace_samples must be an integer >= 2"),
+    ({"eps": 0.0}, "eps must be a number > 0"),
+    ({"attack_steps": 0}, "attack_steps must be an integer >= 1"),
+    ({"rho": 0.1}, "has no parameter rho"),
+])
+def test_bad_parameters_are_refused_with_a_clear_message(overrides, message):
+    with pytest.raises(FlatnessError, match=re.escape(message)):
+        params(SMOKE, **overrides)
+
+
+def test_epochs_without_a_checkpoint_are_refused_at_planning():
+    spec = StudySpec.create("smoke")
+    with pytest.raises(FlatnessError, match="early_epoch: no surrogate checkpoint"):
+        ch.jobs(spec, params(SMOKE, early_epoch=7))
+
+
+# -- job planning -----------------------------------------------------------------------------
+def test_sharpness_epochs_keep_every_decay_window():
+    # cpu checkpoints every 2 epochs: decays after 10 and 20, "a few" = 2 epochs
+    assert CPU.checkpoint_every == 2
+    assert ch.sharpness_epochs(CPU, 4) == [4, 8, 10, 12, 16, 20, 22, 24, 28, 30]
+    assert ch.sharpness_epochs(SMOKE, 1) == [1, 2, 3]
+
+
+def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
+    spec = StudySpec.create("smoke")
+    p = params(SMOKE)
+    planned = ch.jobs(spec, p)
+    kinds = [type(j) for j in planned]
+    n_seeds, n_epochs, n_rhos = len(p["seeds"]), 3, len(p["rhos"])
+    assert kinds.count(TransferJob) == n_seeds
+    assert sum(isinstance(j, SharpnessJob) for j in planned) == n_seeds
+    assert kinds.count(LandscapeJob) == 2 * n_epochs + 2 * n_rhos + 2
+    # the transfer curve is chapter 2's standard schedule: the same job, computed once
+    standard = {j.key() for j in lr_decay.jobs(spec, lr_decay.CHAPTER.parameters(SMOKE, {}))}
+    assert {j.key() for j in planned if isinstance(j, TransferJob)} <= standard
+    # the SAM surrogates are chapter 4's and chapter 5's training runs
+    models = [j.model for j in planned if isinstance(j, LandscapeJob)]
+    models += [j.other for j in planned if isinstance(j, LandscapeJob) and j.other]
+    seed = p["seeds"][0]
+    for rho in p["rhos"]:
+        assert minimizers.config(SMOKE, "sam", rho, seed) in models
+    lsam = complementarity.LSAM_RHO["smoke"]
+    assert minimizers.config(SMOKE, "sam", lsam, seed) in models
+    interp = [j for j in planned if isinstance(j, LandscapeJob) and j.shape == "interpolation"]
+    assert {(j.epoch, j.other_epoch) for j in interp} == {(p["early_epoch"], 3), (3, 3)}
+    assert all(j.points == p["interpolation_points"] for j in interp)
+
+
+def test_default_hessian_settings_plan_the_plain_sharpness_job():
+    gpu = get_scale("gpu")
+    job = ch.sharpness_job(gpu, params(gpu), 0)
+    assert type(job) is SharpnessJob  # same cache as chapter 4's sharpness jobs
+    cheap = ch.sharpness_job(SMOKE, params(SMOKE), 0)
+    assert isinstance(cheap, ch.SharpnessCurveJob) and cheap.trace_samples == 5
+    assert cheap.key() != SharpnessJob(cheap.surrogate, cheap.epochs, cheap.engine,
+                                       cheap.n_images, cheap.batch_size).key()
+
+
+# -- building blocks --------------------------------------------------------------------------
+def test_spearman_matches_the_rank_formula_and_refuses_degenerate_input():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=12), rng.normal(size=12)
+    ranks = [np.argsort(np.argsort(v)) for v in (a, b)]
+    assert ch.spearman(a, b) == pytest.approx(np.corrcoef(*ranks)[0, 1])
+    assert ch.spearman([1, 2, 3, 4], [8, 6, 4, 1]) == pytest.approx(-1.0)
+    assert ch.spearman([1, 2], [2, 1]) is None
+    assert ch.spearman([1, 2, 3], [5, 5, 5]) is None
+    assert ch.spearman([1, 2, 3, np.nan, 4], [1, 2, 3, 9, 4]) == pytest.approx(1.0)
+
+
+def test_decay_change_and_segment_change_on_a_hand_made_curve():
+    epochs = list(range(1, 10))
+    values = [10, 11, 12, 4, 6, 8, 2, 5, 9]
+    drop = ch.decay_change(epochs, values, 3, 2)
+    assert (drop["before"], drop["after"]) == (12, 5)
+    assert drop["relative"] == pytest.approx(-7 / 12)
+    assert ch.decay_change(epochs, values, 9, 2)["relative"] is None  # nothing after
+    rise = ch.segment_change(epochs, values, 6, 9, "min")
+    assert (rise["extreme_epoch"], rise["end"], rise["relative"]) == (7, 9, pytest.approx(3.5))
+    fall = ch.segment_change(epochs, [0, 0, 0, 5, 9, 7, 0, 0, 0], 3, 6, "max")
+    assert (fall["extreme_epoch"], fall["relative"]) == (5, pytest.approx(-2 / 9))
+
+
+def test_slice_metrics_are_exact_on_a_parabola():
+    alphas = np.linspace(-1, 1, 21)
+    m = ch.slice_metrics(alphas.tolist(), (0.5 + 3 * alphas ** 2).tolist())
+    assert m["curvature"] == pytest.approx(6.0)
+    assert m["rise_half"] == pytest.approx(3 * 0.25) and m["rise_full"] == pytest.approx(3.0)
+    with pytest.raises(FlatnessError, match="both sides of 0"):
+        ch.slice_metrics([0.0, 0.5, 1.0], [1.0, 2.0, 3.0])
+
+
+def test_interpolation_barrier_ignores_extrapolated_nans():
+    alphas = np.linspace(-0.25, 1.25, 7)
+    loss = 1 + 4 * 0.3 * alphas * (1 - alphas)
+    loss[[0, -1]] = np.nan  # negative extrapolated BatchNorm variances
+    m = ch.interpolation_metrics(alphas.tolist(), loss.tolist())
+    assert m["barrier"] == pytest.approx(0.3) and m["loss_start"] == pytest.approx(1.0)
+    with pytest.raises(FlatnessError, match="alpha = 0 and alpha = 1"):
+        ch.interpolation_metrics(np.linspace(-0.25, 1.25, 21).tolist(), [0.0] * 21)
+
+
+# -- summary on hand-made outputs -------------------------------------------------------------
+EIG = [10, 11, 12, 4, 6, 8, 2, 5, 9]  # drops after each decay, then climbs again
+
+
+def fake_outputs(scale, p):
+    """Outputs of every planned job: sharpness EIG (x seed), success the mirror image, and
+    quadratic landscapes whose curvature is known (SGD sharper with epochs, SAM flatter)."""
+    spec = StudySpec.create(scale)
+    outputs = {}
+    for seed in p["seeds"]:
+        sharp = ch.sharpness_job(scale, p, seed)
+        e = list(sharp.epochs)
+        eig = [EIG[i - 1] * (1 + 0.1 * seed) for i in e]
+        outputs[sharp.key()] = {"epochs": e, "top_eigenvalue": eig,
+                                "trace": [10 * v for v in eig], "trace_stderr": [0.1] * len(e),
+                                "lr": [0.1] * len(e)}
+        tr = ch.transfer_job(scale, p, seed)
+        t_epochs = list(tr.epochs)
+        success = [0.6 - 0.04 * EIG[i - 1] + 0.005 * seed for i in t_epochs]
+        outputs[tr.key()] = {"targets": ["a", "b"], "epochs": t_epochs, "mean": success,
+                             "success": [[s, s] for s in success],
+                             "test_acc": [0.5] * len(t_epochs)}
+    for name, job in ch.landscape_jobs(scale, p).items():
+        if job.shape == "interpolation":
+            a = np.linspace(-0.25, 1.25, job.points)
+            loss = (1 + a * (1 - a)).tolist()
+        else:
+            model = name.split("/")[0]
+            c = job.epoch if model.startswith("sgd") else 1 / (1 + 10 * float(model[3:]))
+            a = np.linspace(-job.span, job.span, job.points)
+            loss = (0.1 + c * a ** 2).tolist()
+        out = {"type": job.shape, "alphas": a.tolist(), "train_loss": loss, "test_loss": loss,
+               "train_acc": [0.9] * len(a), "test_acc": [0.8] * len(a)}
+        if job.shape == "2d":
+            grid = (0.1 + c * (a[:, None] ** 2 + 2 * a[None, :] ** 2)).tolist()
+            out.update(betas=a.tolist(), train_loss=grid, test_loss=grid)
+        outputs[job.key()] = out
+    assert set(outputs) >= {j.key() for j in ch.jobs(spec, p)}
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def toy():
+    p = params(TOY, seeds=[0, 1], sharpness_every=1, landscape_grid=5, landscape_grid_2d=5,
+               interpolation_points=7)
+    data = ch.summarize(SimpleNamespace(scale=TOY), p, fake_outputs(TOY, p))
+    return p, data
+
+
+def test_summary_finds_the_drops_rebounds_and_correlation(toy):
+    p, data = toy
+    f = data["findings"]
+    assert data["sharpness_epochs"] == list(range(1, 10))
+    assert [d["relative"] < 0 for d in f["drops"]["top_eigenvalue"]] == [True, True]
+    # window 1 at this scale: the decay epoch against the next one
+    assert f["drops_per_seed"]["trace"] == [[pytest.approx(-2 / 3), pytest.approx(-0.75)]] * 2
+    assert [s["extreme_epoch"] for s in f["rebounds"]["top_eigenvalue"]] == [4, 7]
+    assert f["correlation"]["top_eigenvalue"]["after_first_decay"] == pytest.approx(-1.0)
+    assert f["correlation"]["trace"]["per_seed"] == [pytest.approx(-1.0)] * 2
+    assert f["best_epoch"] == 7 and f["best_epoch_seed0"] == 7
+    assert data["sharpness"]["top_eigenvalue"]["std"][0] == pytest.approx(np.std([10, 11],
+                                                                                 ddof=1))
+    # landscapes: SGD curvature is 2 x epoch, SAM flatter with rho; no barrier on a parabola
+    assert f["curvature"]["final"] == pytest.approx(18) and f["curvature"]["early"] == 8
+    assert f["curvature"]["lsam"] < f["sam_curvature_by_rho"]["0.05"] < f["curvature"]["final"]
+    assert f["barriers"]["early->final"] == pytest.approx(0.25)
+
+
+def test_verdicts_follow_the_numbers(toy):
+    _, data = toy
+    lines = ch.verdict_lines(data)
+    by_claim = {line.split("**: ", 1)[1].split(" (", 1)[0]: line for line in lines}
+    for claim, label in [
+        ("the Hessian trace drops when the learning rate decays at epoch 3", "agrees"),
+        ("after the decay at epoch 6, SGD moves to sharper regions again", "agrees"),
+        ("transferability declines after its peak following the decay at epoch 6", "agrees"),
+        ("sharper surrogates transfer worse", "agrees"),
+        ("the best epoch for transferability comes a few epochs after a decay", "agrees"),
+        ("fully trained SGD sits in a sharper region than early-stopped SGD", "agrees"),
+        ("l-SAM sits in a flatter region than fully trained SGD", "agrees"),
+    ]:
+        assert by_claim[claim].startswith(f"- **{label}**"), by_claim[claim]
+    # the same data with a flat final SGD turns the landscape verdicts around
+    flipped = {**data, "findings": {**data["findings"],
+                                    "curvature": {"early": 8, "final": 0.1, "lsam": 1.0},
+                                    "mean_rise_2d": {"early": 5, "final": 0.1, "lsam": 1.0}}}
+    assert sum(line.startswith("- **disagrees**") for line in ch.verdict_lines(flipped)) == 2
+
+
+def test_figures_and_tables_from_the_summary(toy):
+    p, data = toy
+    fig = ch.sharpness_figure(data)
+    assert [frame.name for frame in fig.frames] == ["surrogate=mean", "surrogate=seed 0",
+                                                    "surrogate=seed 1"]
+    assert len(fig.data) == 6  # three panels, each a curve and its band
+    grids, alphas, betas = ch.landscape_grids(data, ["sgd@9"])
+    grid = np.asarray(grids["sgd@9"])  # rows: direction 2 (coefficient 2 in the fake bowl)
+    assert grid[0, 2] > grid[2, 0]
+    assert "SGD epoch 4 (early-stopped)" in ch.landscape_table(data)
+    assert ch.model_label(f"sam{p['lsam_rho']:g}", data).endswith("(l-SAM)")
