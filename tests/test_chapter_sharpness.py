@@ -261,4 +261,6 @@ def test_figures_and_tables_from_the_summary(toy):
     grid = np.asarray(grids["sgd@9"])  # rows: direction 2 (coefficient 2 in the fake bowl)
     assert grid[0, 2] > grid[2, 0]
     assert "SGD epoch 4 (early-stopped)" in ch.landscape_table(data)
+    assert "| largest eigenvalue | 3 | 12.600 | 4.200 | -67 % | 4.200 (4) | 8.400 (6) | +100 % |" \
+        in ch.decay_table(data)
     assert ch.model_label(f"sam{p['lsam_rho']:g}", data).endswith("(l-SAM)")

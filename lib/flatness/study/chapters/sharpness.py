@@ -659,6 +659,25 @@ def model_label(name: str, data: dict[str, Any]) -> str:
     return f"SAM ρ={rho:g}" + (" (l-SAM)" if rho == data["lsam_rho"] else "")
 
 
+def decay_table(data: dict[str, Any]) -> str:
+    """Markdown table: each metric at each decay, after it, and its renewed rise."""
+    from flatness.study.report import fmt
+
+    f = data["findings"]
+    rows = ["| metric | decay | at decay | next epochs | change | lowest after (epoch) | "
+            "end of segment (epoch) | rise |", "|---|---|---|---|---|---|---|---|"]
+    for m, label in (("top_eigenvalue", "largest eigenvalue"), ("trace", "trace")):
+        for drop, seg in zip(f["drops"][m], f["rebounds"][m]):
+            low = "n/a" if seg["extreme_epoch"] is None else \
+                f"{fmt(seg['extreme'])} ({seg['extreme_epoch']})"
+            end = "n/a" if seg["extreme_epoch"] is None else \
+                f"{fmt(seg['end_value'])} ({seg['end']})"
+            rows.append(f"| {label} | {drop['decay']} | {fmt(drop['before'])} | "
+                        f"{fmt(drop['after'])} | {_pct(drop['relative'])} | {low} | {end} | "
+                        f"{_pct(seg['relative'])} |")
+    return "\n".join(rows)
+
+
 def landscape_table(data: dict[str, Any]) -> str:
     """Markdown table of the flatness measures of every landscape model (train loss)."""
     rows = ["| model | train loss | test acc | curvature at 0 | rise at half span | "
