@@ -1,0 +1,376 @@
+"""Chapter 1, robust and non-robust features: early stopping helps transferability whether the
+surrogate learns from robust or non-robust features, and towards targets that learned either
+(PAPER.md finding 1, Gubri et al. Figs. 2-3), so the robust/non-robust hypothesis does not
+explain it.
+
+The datasets are Ilyas et al. (2019)'s, built from CIFAR-10 by :mod:`flatness.robust`:
+``D_R`` and ``D_NR`` invert a model's penultimate representation (a robust, L2-adversarially
+trained model for ``D_R``, a standard one for ``D_NR``; their section 3.1), while ``D_rand``
+and ``D_det`` are a standard model's targeted adversarial examples relabelled with the target
+class (random, or ``y + 1``; section 3.2).
+
+- *Fig. 2 analogue*: surrogates (the scale's recipe) trained on CIFAR-10, ``D_R`` and
+  ``D_NR``; every checkpoint is attacked (BIM L-inf) and scored on the CIFAR-10 target zoo.
+- *Fig. 3 analogue*: the standard CIFAR-10 surrogate (chapter 2's run) attacked at each
+  checkpoint towards targets of its own architecture trained on ``D_R``, ``D_NR``, ``D_rand``
+  and ``D_det``, with the paper's budget per target (16/255, 2/255, 1/255, 1/255).
+
+Dataset construction is a job of its own (:class:`DatasetJob`), and the training and transfer
+jobs on derived datasets depend on it (:class:`DerivedTrainJob`, :class:`DerivedTransferJob`,
+same keys and outputs as :class:`TrainJob` / :class:`TransferJob`), so that a distributed
+executor builds each dataset once before the runs that read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from flatness.errors import FlatnessError
+from flatness.robust.params import INVERSION_KINDS, KINDS
+from flatness.scales import Scale, get_scale
+from flatness.study.chapter import Chapter
+from flatness.study.common import (
+    check_seeds,
+    checkpoint_epochs,
+    default_seeds,
+    scale_attack,
+    seed_stats,
+    surrogate,
+)
+from flatness.study.context import StudyContext, StudySpec
+from flatness.study.jobs import AttackSpec, Job, TrainJob, TransferJob
+from flatness.training import TrainConfig
+
+CIFAR10 = "cifar10"
+#: Training sets of the Fig. 2 surrogates (CIFAR-10 is the reference, chapter 2's run).
+SURROGATE_DATASETS = (CIFAR10, "d_r", "d_nr")
+#: Training sets of the Fig. 3 targets.
+TARGET_DATASETS = KINDS
+#: The paper's budget per target (confirmed): a robust target needs a much larger eps.
+TARGET_EPS = {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255}
+#: Smallest spread (success-rate points) a difference must exceed with a single seed.
+MIN_SPREAD = 0.01
+NUM_CLASSES = 10
+LABELS = {CIFAR10: "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
+          "d_det": "D_det"}
+
+
+# -- dataset jobs -----------------------------------------------------------------------------
+def dataset_name(kind: str, scale: Scale) -> str:
+    """The registry name of derived dataset ``kind`` at ``scale`` (``"d_r@cpu"``)."""
+    return CIFAR10 if kind == CIFAR10 else f"{kind}@{scale.name}"
+
+
+@dataclass(frozen=True)
+class DatasetJob(Job):
+    """Build (or reuse) a derived dataset such as ``"d_r@cpu"``; output: its provenance.
+
+    The dataset is built exactly as ``load_dataset(name)`` would build it on demand: with the
+    *named* scale's parameters, so training runs that read the name find this artifact.
+    """
+
+    dataset: str
+    kind: ClassVar[str] = "dataset"
+
+    @property
+    def label(self) -> str:
+        return f"dataset {self.dataset}"
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        from flatness.robust import build_dataset, model_config
+        from flatness.robust.build import uses_robust_model
+        from flatness.robust.params import RobustParams
+
+        kind, _, scale_name = self.dataset.partition("@")
+        scale = get_scale(scale_name or "smoke")
+        built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
+        prov = built.artifact.provenance
+        from flatness.training import train
+
+        # the source model run build_dataset trained (cached: this only reads its metrics)
+        source = train(model_config(RobustParams.from_scale(scale), uses_robust_model(kind)),
+                       data=ctx.spec.data, device=ctx.device)
+        metrics = source.metrics()
+        return {
+            "dataset": self.dataset,
+            "kind": kind,
+            "artifact_key": built.key,
+            "images": int(len(built.artifact.labels)),
+            "class_counts": np.bincount(built.artifact.labels, minlength=NUM_CLASSES).tolist(),
+            "construction": "representation inversion" if kind in INVERSION_KINDS
+            else "targeted adversarial examples, relabelled",
+            "source_model_robust": bool(prov.get("source_model_robust")),
+            "source_run": prov.get("source_run"),
+            "source_model_test_acc": metrics[-1].get("test_acc") if metrics else None,
+            "source_model_wall_s": prov.get("source_model_wall_s"),
+            "construction_s": prov.get("construction_s"),
+            "images_per_s": prov.get("images_per_s"),
+            "representation_distance": prov.get("representation_distance"),
+            "relabelled_fraction_changed": prov.get("relabelled_fraction_changed"),
+            "params": prov.get("params"),
+            "built_device": prov.get("device"),
+        }
+
+
+def _dataset_deps(dataset: str) -> tuple[Job, ...]:
+    return () if dataset == CIFAR10 else (DatasetJob(dataset),)
+
+
+@dataclass(frozen=True)
+class DerivedTrainJob(TrainJob):
+    """A :class:`TrainJob` (same key, same output) that waits for its dataset's job."""
+
+    def deps(self) -> tuple[Job, ...]:
+        return _dataset_deps(self.config.dataset)
+
+
+@dataclass(frozen=True)
+class DerivedTransferJob(TransferJob):
+    """A :class:`TransferJob` (same key, same output) that waits for the datasets of its
+    surrogate and of its targets."""
+
+    def deps(self) -> tuple[Job, ...]:
+        return (DerivedTrainJob(self.surrogate), *_dataset_deps(self.target_dataset))
+
+
+# -- parameters -------------------------------------------------------------------------------
+def _every_other(epochs: tuple[int, ...]) -> list[int]:
+    """Every second checkpoint, counted back from the last one (which is always kept)."""
+    return sorted(epochs[::-1][::2])
+
+
+def defaults(scale: Scale) -> dict[str, Any]:
+    checkpoints = checkpoint_epochs(scale)
+    # attacking every checkpoint towards four targets is the chapter's largest cost: every
+    # other checkpoint at cpu and gpu, still around and after each decay
+    fig3 = _every_other(checkpoints) if scale.name in {"cpu", "gpu"} else list(checkpoints)
+    seeds = default_seeds(scale)
+    return {
+        "seeds": seeds[:1] if scale.name == "smoke" else seeds,
+        "surrogate_datasets": list(SURROGATE_DATASETS),
+        "target_datasets": list(TARGET_DATASETS),
+        "target_eps": dict(TARGET_EPS),
+        "epochs": list(checkpoints),
+        "fig3_epochs": fig3,
+        "eps": scale.eps,
+        "attack_steps": scale.attack_steps,
+    }
+
+
+def _names(params: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
+    values = params[key]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise FlatnessError(f"{key} must be a list of names among: {', '.join(known)}")
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise FlatnessError(f"unknown dataset {', '.join(map(repr, unknown))} in {key}; "
+                            f"choose among: {', '.join(known)}")
+    if not values or len(set(values)) != len(values):
+        raise FlatnessError(f"{key} must name each dataset once, at least one: {values!r}")
+
+
+def _positive(key: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        raise FlatnessError(f"{key} must be a number, got {value!r} (e.g. 4/255 = {4 / 255:.4f})")
+    if value <= 0:
+        raise FlatnessError(f"{key} must be > 0, got {value!r}")
+
+
+def _epoch_list(params: dict[str, Any], key: str) -> None:
+    values = params[key]
+    if (not isinstance(values, list) or not values or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in values)):
+        raise FlatnessError(f"{key} must be a non-empty list of checkpoint epochs >= 1, "
+                            f"got {values!r}")
+
+
+def validate(params: dict[str, Any]) -> None:
+    check_seeds(params)
+    _names(params, "surrogate_datasets", SURROGATE_DATASETS)
+    _names(params, "target_datasets", TARGET_DATASETS)
+    target_eps = params["target_eps"]
+    if not isinstance(target_eps, dict):
+        raise FlatnessError(f"target_eps must map a target dataset to its eps, got {target_eps!r}")
+    unknown = sorted(set(target_eps) - set(TARGET_DATASETS))
+    if unknown:
+        raise FlatnessError(f"target_eps names unknown dataset {', '.join(unknown)}; "
+                            f"choose among: {', '.join(TARGET_DATASETS)}")
+    missing = [d for d in params["target_datasets"] if d not in target_eps]
+    if missing:
+        raise FlatnessError(f"target_eps has no budget for {', '.join(missing)}")
+    for name, eps in target_eps.items():
+        _positive(f"target_eps[{name}]", eps)
+    _positive("eps", params["eps"])
+    steps = params["attack_steps"]
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise FlatnessError(f"attack_steps must be an integer >= 1, got {steps!r}")
+    _epoch_list(params, "epochs")
+    _epoch_list(params, "fig3_epochs")
+
+
+def _check_epochs(scale: Scale, params: dict[str, Any]) -> None:
+    saved = set(checkpoint_epochs(scale))
+    for key in ("epochs", "fig3_epochs"):
+        missing = sorted(set(params[key]) - saved)
+        if missing:
+            raise FlatnessError(f"{key} {missing} are not saved checkpoints at scale "
+                                f"{scale.name!r}; choose among {sorted(saved)}")
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+def surrogate_config(scale: Scale, dataset: str, seed: int) -> TrainConfig:
+    """The scale's surrogate recipe on ``dataset`` (CIFAR-10: chapter 2's standard run).
+
+    Derived datasets are built from the scale's subset already, so they are used whole.
+    """
+    if dataset == CIFAR10:
+        return surrogate(scale, seed)
+    return surrogate(scale, seed, dataset=dataset_name(dataset, scale), train_subset=None)
+
+
+def fig2_job(scale: Scale, params: dict[str, Any], dataset: str, seed: int) -> TransferJob:
+    """Surrogate trained on ``dataset``, every checkpoint attacked, CIFAR-10 target zoo."""
+    epochs = tuple(params["epochs"])
+    config = surrogate_config(scale, dataset, seed)
+    cls = TransferJob if dataset == CIFAR10 else DerivedTransferJob
+    return cls(config, scale_attack(scale, params), epochs=epochs)
+
+
+def fig3_attack(scale: Scale, params: dict[str, Any], target: str) -> AttackSpec:
+    return AttackSpec(eps=float(params["target_eps"][target]),
+                      steps=int(params["attack_steps"]))
+
+
+def fig3_job(scale: Scale, params: dict[str, Any], target: str, seed: int) -> TransferJob:
+    """The standard surrogate attacked towards a target of its architecture trained on
+    ``target`` (with that target's budget)."""
+    return DerivedTransferJob(surrogate(scale, seed), fig3_attack(scale, params, target),
+                              epochs=tuple(params["fig3_epochs"]),
+                              target_dataset=dataset_name(target, scale),
+                              target_specs=(scale.surrogate,))
+
+
+def target_job(scale: Scale, target: str) -> TrainJob:
+    """The Fig. 3 target trained on ``target`` (its final natural accuracy is reported)."""
+    from flatness.attacks.zoo import target_configs
+
+    (config,) = target_configs(scale, dataset_name(target, scale), (scale.surrogate,))
+    return DerivedTrainJob(config)
+
+
+def used_datasets(params: dict[str, Any]) -> list[str]:
+    """Derived datasets the chapter needs, in book order."""
+    used = set(params["surrogate_datasets"]) | set(params["target_datasets"])
+    return [k for k in KINDS if k in used]
+
+
+def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
+    scale = spec.scale
+    _check_epochs(scale, params)
+    return [
+        *(DatasetJob(dataset_name(k, scale)) for k in used_datasets(params)),
+        *(target_job(scale, t) for t in params["target_datasets"]),
+        *(fig2_job(scale, params, d, s) for d in params["surrogate_datasets"]
+          for s in params["seeds"]),
+        *(fig3_job(scale, params, t, s) for t in params["target_datasets"]
+          for s in params["seeds"]),
+    ]
+
+
+# -- the summary ------------------------------------------------------------------------------
+def early_stopping_gain(epochs: list[int], per_seed: list[list[float]]) -> dict[str, Any]:
+    """Best epoch (by mean success over seeds) against the final epoch, paired by seed.
+
+    ``spread`` is 2 std of the per-seed differences (``MIN_SPREAD`` with one seed); the best
+    epoch is chosen on the same numbers, so only a gain above the spread counts.
+    """
+    values = np.asarray(per_seed, dtype=float)  # seeds x epochs
+    mean = values.mean(axis=0)
+    best = int(np.argmax(mean))
+    diffs = values[:, best] - values[:, -1]
+    std = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
+    gain = float(diffs.mean())
+    spread = max(2 * std, MIN_SPREAD)
+    return {"best_epoch": int(epochs[best]), "best_success": float(mean[best]),
+            "final_epoch": int(epochs[-1]), "final_success": float(mean[-1]),
+            "gain": gain, "spread": spread, "helps": bool(gain > spread)}
+
+
+def _curves(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    success = seed_stats([r["mean"] for r in runs])
+    per_target = seed_stats([r["success"] for r in runs])  # epochs x targets
+    accuracy = seed_stats([[np.nan if a is None else a for a in r["test_acc"]] for r in runs])
+    return {
+        "targets": runs[0]["targets"],
+        "n_images": runs[0]["n_images"],
+        "epochs": runs[0]["epochs"],
+        "success_mean": success["mean"],
+        "success_std": success["std"],
+        "per_target_mean": per_target["mean"],
+        "per_target_std": per_target["std"],
+        "test_acc_mean": accuracy["mean"],
+        "early_stopping": early_stopping_gain(runs[0]["epochs"], [r["mean"] for r in runs]),
+    }
+
+
+def chance_margin(n_eval: int) -> float:
+    """Two binomial standard errors of a chance-level accuracy on ``n_eval`` images."""
+    p = 1 / NUM_CLASSES
+    return 2 * math.sqrt(p * (1 - p) / max(n_eval, 1))
+
+
+def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
+              ) -> dict[str, Any]:
+    scale = ctx.scale
+    seeds = params["seeds"]
+    surrogates = {d: {"seeds": seeds, **_curves(
+        [outputs[fig2_job(scale, params, d, s).key()] for s in seeds])}
+        for d in params["surrogate_datasets"]}
+    towards = {t: {"seeds": seeds, "eps": float(params["target_eps"][t]), **_curves(
+        [outputs[fig3_job(scale, params, t, s).key()] for s in seeds])}
+        for t in params["target_datasets"]}
+
+    n_eval = scale.eval_subset or 10_000
+    margin = chance_margin(n_eval)
+    target_acc = {}
+    for t in params["target_datasets"]:
+        metrics = outputs[target_job(scale, t).key()]["metrics"]
+        acc = metrics[-1]["test_acc"] if metrics else None
+        target_acc[t] = {"test_acc": acc, "epochs": len(metrics),
+                         "above_chance": None if acc is None
+                         else bool(acc > 1 / NUM_CLASSES + margin)}
+    datasets = {k: outputs[DatasetJob(dataset_name(k, scale)).key()]
+                for k in used_datasets(params)}
+
+    findings = {
+        "surrogates": {d: s["early_stopping"] for d, s in surrogates.items()},
+        "targets": {t: s["early_stopping"] for t, s in towards.items()},
+        "accuracy": {"chance": 1 / NUM_CLASSES, "margin": margin, "n_eval": n_eval,
+                     "targets": target_acc},
+    }
+    return {
+        "surrogates": surrogates,
+        "towards_targets": towards,
+        "target_arch": f"{scale.surrogate.arch}@{scale.surrogate.width:g}",
+        "surrogate_accuracy": {d: {"mean": s["test_acc_mean"][-1]} for d, s in
+                               surrogates.items()},
+        "datasets": datasets,
+        "decay_epochs": list(scale.decay_epochs),
+        "epochs": scale.epochs,
+        "findings": findings,
+    }
+
+
+CHAPTER = Chapter(
+    name="robust_features",
+    title="Robust and non-robust features",
+    notebook="01_robust_features",
+    defaults=defaults,
+    jobs=jobs,
+    summarize=summarize,
+    validate=validate,
+)
