@@ -36,7 +36,7 @@ def test_cpu_defaults_plan_the_early_stopped_model_after_the_first_decay():
     assert p["rhos"] == [0.05, p["lsam_rho"]]
     assert p["lsam_rho"] in minimizers.RHOS["cpu"]["sam"]  # the SAM runs of chapter 4
     assert p["interpolation_points"] % 6 == 1 and p["landscape_grid_2d"] < p["landscape_grid"]
-    assert p["trace_samples"] is not None and params(get_scale("gpu"))["trace_samples"] is None
+    assert p["trace_samples"] is not None and params(get_scale("paper"))["trace_samples"] is None
 
 
 def test_interpolation_points_put_both_models_on_the_grid():
@@ -109,8 +109,8 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
 
 
 def test_default_hessian_settings_plan_the_plain_sharpness_job():
-    gpu = get_scale("gpu")
-    job = ch.sharpness_job(gpu, params(gpu), 0)
+    paper = get_scale("paper")
+    job = ch.sharpness_job(paper, params(paper), 0)
     assert type(job) is SharpnessJob  # same cache as chapter 4's sharpness jobs
     cheap = ch.sharpness_job(SMOKE, params(SMOKE), 0)
     assert isinstance(cheap, ch.SharpnessCurveJob) and cheap.trace_samples == 5
