@@ -1,0 +1,205 @@
+"""Chapter 1 (robust and non-robust features): parameters, job planning and reuse, the dataset
+job, and the aggregation of synthetic job outputs into the chapter's findings."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.scales import get_scale
+from flatness.study.chapters import lr_decay
+from flatness.study.chapters import robust_features as ch
+from flatness.study.context import StudySpec
+from flatness.study.executors import closure
+from flatness.study.jobs import TrainJob, TransferJob
+
+SMOKE = get_scale("smoke")
+CPU = get_scale("cpu")
+
+
+def params(scale=SMOKE, **overrides):
+    return ch.CHAPTER.parameters(scale, overrides)
+
+
+# -- parameters -------------------------------------------------------------------------------
+def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
+    smoke, cpu, paper = params(SMOKE), params(CPU), params(get_scale("paper"))
+    assert smoke["seeds"] == [0] and cpu["seeds"] == [0, 1] and paper["seeds"] == [0, 1, 2]
+    assert paper["target_eps"] == pytest.approx(
+        {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255})
+    assert cpu["surrogate_datasets"] == ["cifar10", "d_r", "d_nr"]
+    assert cpu["target_datasets"] == ["d_r", "d_nr", "d_rand", "d_det"]
+    assert cpu["epochs"] == list(range(2, 31, 2))  # every checkpoint, as chapter 2
+    assert cpu["fig3_epochs"] == [2, 6, 10, 14, 18, 22, 26, 30]  # every other, final kept
+    assert paper["fig3_epochs"] == paper["epochs"] == list(range(1, 151))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"surrogate_datasets": ["d_r", "d_rand"]}, "unknown dataset 'd_rand' in surrogate"),
+    ({"target_datasets": ["cifar10"]}, "unknown dataset 'cifar10' in target"),
+    ({"target_datasets": "d_r"}, "target_datasets must be a list"),
+    ({"target_datasets": []}, "at least one"),
+    ({"surrogate_datasets": ["d_r", "d_r"]}, "each dataset once"),
+    ({"target_eps": {"d_r": 0.1}}, "no budget for d_nr, d_rand, d_det"),
+    ({"target_eps": {**ch.TARGET_EPS, "d_x": 0.1}}, "unknown dataset d_x"),
+    ({"target_eps": {**ch.TARGET_EPS, "d_nr": -0.1}}, r"target_eps\[d_nr\] must be > 0"),
+    ({"target_eps": {**ch.TARGET_EPS, "d_nr": "2/255"}}, "must be a number"),
+    ({"target_eps": 0.1}, "target_eps must map"),
+    ({"eps": 0}, "eps must be > 0"),
+    ({"attack_steps": 0}, "attack_steps must be an integer >= 1"),
+    ({"epochs": 3}, "epochs must be a non-empty list"),
+    ({"fig3_epochs": [0, 1]}, "fig3_epochs must be a non-empty list"),
+    ({"seeds": "0"}, "seeds must be"),
+])
+def test_bad_parameters_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(FlatnessError, match=message):
+        params(SMOKE, **overrides)
+
+
+def test_unknown_parameter_names_and_unsaved_checkpoints_are_errors():
+    with pytest.raises(FlatnessError, match="no parameter rho"):
+        params(SMOKE, rho=0.1)
+    p = params(CPU, epochs=[3, 4])  # cpu keeps every other epoch only
+    with pytest.raises(FlatnessError, match=r"epochs \[3\] are not saved checkpoints"):
+        ch.jobs(StudySpec(CPU), p)
+
+
+# -- job planning -----------------------------------------------------------------------------
+def test_smoke_plan_counts_kinds_and_dependencies():
+    p = params(SMOKE)
+    jobs = ch.jobs(StudySpec(SMOKE), p)
+    kinds = [j.kind for j in jobs]
+    # 4 datasets, 4 Fig. 3 targets, 3 surrogates x 1 seed, 4 targets x 1 seed
+    assert kinds == ["dataset"] * 4 + ["train"] * 4 + ["transfer"] * 7
+    assert len({j.key() for j in jobs}) == len(jobs)
+    assert [j.dataset for j in jobs[:4]] == ["d_r@smoke", "d_nr@smoke", "d_rand@smoke",
+                                             "d_det@smoke"]
+    order = [j.key() for j in closure(jobs)]
+    for job in jobs[4:]:  # every run on a derived dataset waits for that dataset's job
+        for dep in job.deps():
+            assert order.index(dep.key()) < order.index(job.key())
+    d_r = ch.fig2_job(SMOKE, p, "d_r", 0)
+    assert ch.DatasetJob("d_r@smoke") in d_r.deps()[0].deps()
+    towards = ch.fig3_job(SMOKE, p, "d_rand", 0)
+    assert towards.deps()[1] == ch.DatasetJob("d_rand@smoke")
+    assert towards.target_specs == (SMOKE.surrogate,) and towards.target_dataset == "d_rand@smoke"
+    assert towards.attack.eps == pytest.approx(1 / 255)
+    assert towards.epochs == (1, 2, 3)
+
+
+def test_derived_runs_use_the_whole_derived_set_with_the_scale_recipe():
+    config = ch.surrogate_config(CPU, "d_nr", 1)
+    assert config.dataset == "d_nr@cpu" and config.train_subset is None
+    assert (config.epochs, config.decay_epochs, config.seed) == (30, (10, 20), 1)
+    (target,) = [j for j in ch.jobs(StudySpec(CPU), params(CPU, target_datasets=["d_det"]))
+                 if j.kind == "train"]
+    assert target.config.dataset == "d_det@cpu" and target.config.train_subset is None
+    assert (target.config.arch, target.config.width) == ("resnet18", 0.25)
+    assert target.config.epochs == CPU.target_epochs and target.config.seed >= 1000
+
+
+def test_standard_surrogate_curve_is_chapter_2s_job_and_subclasses_keep_keys():
+    p = params(CPU)
+    ours = ch.fig2_job(CPU, p, "cifar10", 0)
+    theirs = lr_decay._job(CPU, lr_decay.CHAPTER.parameters(CPU, {}), list(CPU.decay_epochs), 0)
+    assert type(ours) is TransferJob and ours.key() == theirs.key()
+    derived = ch.fig2_job(CPU, p, "d_r", 0)
+    plain = TransferJob(derived.surrogate, derived.attack, derived.epochs)
+    assert isinstance(derived, ch.DerivedTransferJob) and derived.key() == plain.key()
+    train = ch.target_job(CPU, "d_r")
+    assert train.key() == TrainJob(train.config).key()
+    for job in (derived, train, ch.DatasetJob("d_r@cpu")):  # Ray ships jobs by pickle
+        assert pickle.loads(pickle.dumps(job)).key() == job.key()
+
+
+def test_only_the_datasets_in_use_are_built():
+    p = params(SMOKE, surrogate_datasets=["cifar10"], target_datasets=["d_rand"],
+               target_eps={"d_rand": 1 / 255})
+    jobs = ch.jobs(StudySpec(SMOKE), p)
+    assert [j.dataset for j in jobs if j.kind == "dataset"] == ["d_rand@smoke"]
+    assert len(jobs) == 1 + 1 + 1 + 1
+
+
+# -- the dataset job --------------------------------------------------------------------------
+def test_dataset_job_builds_what_the_registered_name_loads(tmp_path, make_cifar_copy):
+    from flatness.data import load_dataset
+
+    data = make_cifar_copy(tmp_path, counts=(13, 26))  # smoke: 128 train, 256 test
+    job = ch.DatasetJob("d_det@smoke")
+    out = job.run(StudySpec.create("smoke", data=data, device="cpu").open())
+    assert out["images"] == 128 and sum(out["class_counts"]) == 128
+    assert out["construction"].startswith("targeted") and not out["source_model_robust"]
+    assert out["relabelled_fraction_changed"] == 1.0  # y + 1: every label changes
+    assert out["images_per_s"] > 0 and 0 <= out["source_model_test_acc"] <= 1
+    train_set, _ = load_dataset("d_det@smoke", str(data))
+    assert train_set.source.startswith(f"d_det:{out['artifact_key']}")
+
+
+# -- aggregation and findings -----------------------------------------------------------------
+def test_early_stopping_gain_is_paired_by_seed():
+    epochs = [1, 2, 3]
+    es = ch.early_stopping_gain(epochs, [[0.2, 0.5, 0.3], [0.2, 0.35, 0.3]])
+    assert es["best_epoch"] == 2 and es["final_epoch"] == 3
+    assert es["gain"] == pytest.approx(0.125)
+    assert es["spread"] == pytest.approx(2 * np.std([0.2, 0.05], ddof=1))
+    assert es["helps"] is False  # 0.125 < 2 x 0.106
+    assert ch.early_stopping_gain(epochs, [[0.2, 0.5, 0.3], [0.2, 0.4, 0.3]])["helps"]
+    one = ch.early_stopping_gain(epochs, [[0.1, 0.2, 0.3]])
+    assert one["best_epoch"] == 3 and one["gain"] == 0 and not one["helps"]
+    assert ch.early_stopping_gain(epochs, [[0.1, 0.2, 0.15]])["helps"]  # 0.05 > MIN_SPREAD
+
+
+def test_chance_margin_is_two_binomial_standard_errors():
+    assert ch.chance_margin(10_000) == pytest.approx(2 * math.sqrt(0.09 / 10_000))
+
+
+def _transfer(curve, acc=0.5, targets=("a", "b")):
+    return {"targets": list(targets), "n_images": 8, "epochs": [1, 2, 3],
+            "success": [[v] * len(targets) for v in curve], "mean": list(curve),
+            "test_acc": [acc] * 3}
+
+
+def test_summarize_synthetic_outputs():
+    p = params(SMOKE, seeds=[0, 1])
+    curves = {  # surrogate dataset -> per-seed mean success curves
+        "cifar10": ([0.3, 0.6, 0.4], [0.3, 0.62, 0.41]),
+        "d_r": ([0.2, 0.5, 0.3], [0.2, 0.48, 0.31]),
+        "d_nr": ([0.2, 0.3, 0.4], [0.2, 0.31, 0.4]),  # still rising: no early-stopping gain
+    }
+    outputs = {}
+    for d, per_seed in curves.items():
+        for seed, curve in zip(p["seeds"], per_seed):
+            outputs[ch.fig2_job(SMOKE, p, d, seed).key()] = _transfer(curve, acc=0.4 + seed / 10)
+    for t in p["target_datasets"]:
+        for seed in p["seeds"]:
+            key = ch.fig3_job(SMOKE, p, t, seed).key()
+            outputs[key] = _transfer([0.5, 0.7, 0.5], targets=["x"])
+        acc = {"d_r": 0.5, "d_nr": 0.3, "d_rand": 0.25, "d_det": 0.11}[t]
+        outputs[ch.target_job(SMOKE, t).key()] = {"metrics": [{"test_acc": 0.1},
+                                                              {"test_acc": acc}]}
+    for k in ch.KINDS:
+        outputs[ch.DatasetJob(f"{k}@smoke").key()] = {"kind": k, "images": 128}
+
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, outputs)
+    f = data["findings"]
+    assert f["surrogates"]["d_r"]["helps"] and f["surrogates"]["cifar10"]["helps"]
+    assert not f["surrogates"]["d_nr"]["helps"] and f["surrogates"]["d_nr"]["best_epoch"] == 3
+    assert f["surrogates"]["d_r"]["gain"] == pytest.approx(((0.5 - 0.3) + (0.48 - 0.31)) / 2)
+    assert all(f["targets"][t]["helps"] for t in ch.KINDS)
+    margin = ch.chance_margin(SMOKE.eval_subset)
+    assert f["accuracy"]["margin"] == pytest.approx(margin)
+    above = {t: v["above_chance"] for t, v in f["accuracy"]["targets"].items()}
+    assert above == {"d_r": True, "d_nr": True, "d_rand": True, "d_det": False}
+    s = data["surrogates"]["d_r"]
+    assert s["success_mean"] == pytest.approx([0.2, 0.49, 0.305])
+    assert s["test_acc_mean"] == pytest.approx([0.45] * 3)
+    assert data["surrogate_accuracy"]["d_r"]["mean"] == pytest.approx(0.45)
+    assert data["towards_targets"]["d_nr"]["eps"] == pytest.approx(2 / 255)
+    assert data["towards_targets"]["d_rand"]["targets"] == ["x"]
+    assert list(data["datasets"]) == list(ch.KINDS)
+    assert data["decay_epochs"] == [1, 2] and data["target_arch"] == "resnet18@0.125"
