@@ -232,13 +232,20 @@ class TransferJob(Job):
 
 @dataclass(frozen=True)
 class SharpnessJob(Job):
-    """Largest Hessian eigenvalue and trace of a surrogate's checkpoints."""
+    """Largest Hessian eigenvalue and trace of a surrogate's checkpoints.
+
+    ``trace_samples`` caps the Hutchinson probes (a fixed count; ``None``: the library's
+    adaptive rule, up to 100 probes at 1 % relative error) and ``max_iter`` the Lanczos steps:
+    the budget knobs of small scales.
+    """
 
     surrogate: TrainConfig
     epochs: tuple[int, ...] = ()
     engine: str = "fast"
     n_images: int = 1000
     batch_size: int = 100
+    trace_samples: int | None = None
+    max_iter: int | None = None
     kind: ClassVar[str] = "sharpness"
 
     def deps(self) -> tuple[Job, ...]:
@@ -247,11 +254,17 @@ class SharpnessJob(Job):
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         from flatness.sharpness import sharpness_over_training
 
+        budget: dict[str, Any] = {}
+        if self.trace_samples is not None:
+            budget.update(trace_samples=self.trace_samples, trace_tol=None,
+                          trace_min_samples=min(10, self.trace_samples))
+        if self.max_iter is not None:
+            budget["max_iter"] = self.max_iter
         run = ctx.train(self.surrogate)
         epochs = list(self.epochs or (self.surrogate.epochs,))
         result = sharpness_over_training(run, epochs, engine=self.engine, n_images=self.n_images,
                                          batch_size=self.batch_size, device=ctx.device,
-                                         data=ctx.spec.data, scale=ctx.scale.name)
+                                         data=ctx.spec.data, scale=ctx.scale.name, **budget)
         data = result.data
         return {key: data[key] for key in ("epochs", "top_eigenvalue", "trace", "trace_stderr",
                                            "lr")}
@@ -301,7 +314,8 @@ class LandscapeJob(Job):
         grid = np.linspace(-self.span, self.span, self.points).tolist()
         if self.shape == "interpolation":
             other = ctx.train(self.other or self.model).load_model(self.other_epoch, ctx.device)
-            alphas = np.linspace(-0.25, 1.25, self.points).tolist()
+            # alpha in [0, 1] only: beyond, BatchNorm variances would be extrapolated (< 0)
+            alphas = np.linspace(0.0, 1.0, self.points).tolist()
             result = interpolate(model, other, alphas, images, labels, **common)
         elif self.shape == "1d":
             direction = random_direction(model, self.direction_seed)

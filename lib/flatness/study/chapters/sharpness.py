@@ -200,35 +200,6 @@ def transfer_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob
 
 
 @dataclass(frozen=True)
-class SharpnessCurveJob(SharpnessJob):
-    """:class:`SharpnessJob` with a capped number of Hutchinson probes and Lanczos steps.
-
-    Written here because ``SharpnessJob`` does not pass those settings yet; with both left at
-    ``None`` :func:`sharpness_job` plans a plain ``SharpnessJob`` instead (and its per-epoch
-    cache is shared with chapter 4).
-    """
-
-    trace_samples: int | None = None
-    max_iter: int | None = None
-
-    def compute(self, ctx: StudyContext) -> dict[str, Any]:
-        from flatness.sharpness import sharpness_over_training
-
-        extra: dict[str, Any] = {}
-        if self.trace_samples is not None:
-            extra.update(trace_samples=self.trace_samples, trace_tol=None,
-                         trace_min_samples=min(10, self.trace_samples))
-        if self.max_iter is not None:
-            extra["max_iter"] = self.max_iter
-        run = ctx.train(self.surrogate)
-        result = sharpness_over_training(run, list(self.epochs or (self.surrogate.epochs,)),
-                                         engine=self.engine, n_images=self.n_images,
-                                         batch_size=self.batch_size, device=ctx.device,
-                                         data=ctx.spec.data, scale=ctx.scale.name, **extra)
-        return {key: result.data[key] for key in ("epochs", "top_eigenvalue", "trace",
-                                                  "trace_stderr", "lr")}
-
-
 def sharpness_job(scale: Scale, params: dict[str, Any], seed: int) -> SharpnessJob:
     """Hessian metrics of one seed's SGD checkpoints (:func:`sharpness_epochs`)."""
     common = dict(epochs=tuple(sharpness_epochs(scale, params["sharpness_every"])),
@@ -236,7 +207,7 @@ def sharpness_job(scale: Scale, params: dict[str, Any], seed: int) -> SharpnessJ
                   batch_size=params["sharpness_batch"])
     if params["trace_samples"] is None and params["max_iter"] is None:
         return SharpnessJob(_sgd(scale, seed), **common)
-    return SharpnessCurveJob(_sgd(scale, seed), **common,
+    return SharpnessJob(_sgd(scale, seed), **common,
                              trace_samples=params["trace_samples"], max_iter=params["max_iter"])
 
 
