@@ -20,7 +20,6 @@ the two agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -199,16 +198,13 @@ def transfer_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob
                        epochs=checkpoint_epochs(scale))
 
 
-@dataclass(frozen=True)
 def sharpness_job(scale: Scale, params: dict[str, Any], seed: int) -> SharpnessJob:
     """Hessian metrics of one seed's SGD checkpoints (:func:`sharpness_epochs`)."""
-    common = dict(epochs=tuple(sharpness_epochs(scale, params["sharpness_every"])),
-                  engine="fast", n_images=params["sharpness_images"],
-                  batch_size=params["sharpness_batch"])
-    if params["trace_samples"] is None and params["max_iter"] is None:
-        return SharpnessJob(_sgd(scale, seed), **common)
-    return SharpnessJob(_sgd(scale, seed), **common,
-                             trace_samples=params["trace_samples"], max_iter=params["max_iter"])
+    return SharpnessJob(_sgd(scale, seed),
+                        epochs=tuple(sharpness_epochs(scale, params["sharpness_every"])),
+                        engine="fast", n_images=params["sharpness_images"],
+                        batch_size=params["sharpness_batch"],
+                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
 
 
 def _landscape(params: dict[str, Any], model: TrainConfig, epoch: int, shape: str,
