@@ -122,7 +122,8 @@ def test_cpu_plan_gives_every_seed_to_the_sam_sweep_only():
     assert {s for m, _, s in trained if m in {"asam", "gam"}} == {p["seeds"][0]}
     rhos = {r for m, r, _ in trained if m == "asam"}
     assert rhos == set(p["rhos"]["asam"])
-    assert all(isinstance(d, TrainJob) for j in planned for d in j.deps())
+    spec = StudySpec.create("cpu")
+    assert all(isinstance(d, TrainJob) for j in planned for d in j.deps(spec))
 
 
 def test_cost_estimate_counts_steps_times_relative_step_cost():

@@ -27,9 +27,11 @@ def test_closure_lists_dependencies_first_and_once(shared_cifar):
     config = surrogate(spec.scale, 0)
     a = TransferJob(config, AttackSpec(eps=8 / 255, steps=2))
     b = TransferJob(config, AttackSpec(eps=4 / 255, steps=2))
-    ordered = closure([a, b])
-    assert [type(j).__name__ for j in ordered] == ["TrainJob", "TransferJob", "TransferJob"]
-    assert ordered[0] == TrainJob(config)
+    ordered = closure([a, b], spec)
+    kinds = [type(j).__name__ for j in ordered]
+    targets = len(spec.scale.targets)
+    assert kinds == ["TrainJob"] * (1 + targets) + ["TransferJob", "TransferJob"]
+    assert ordered[0] == TrainJob(config)  # the surrogate, then the target zoo, each once
 
 
 def test_unknown_executor_is_a_clear_error(shared_cifar):

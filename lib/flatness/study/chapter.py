@@ -116,8 +116,8 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
         seeds=list(params.get("seeds", [])),
         data_copy=ctx.data_source,
         provenance=provenance(ctx.device, wall_time_s=round(time.perf_counter() - started, 1),
-                              compute_time_s=round(_compute_time(jobs, outputs), 1),
-                              jobs=len(closure(jobs)), executor=executor),
+                              compute_time_s=round(_compute_time(closure(jobs, spec), outputs), 1),
+                              jobs=len(closure(jobs, spec)), executor=executor),
     )
     write_result(cached, result)
     if publish:
@@ -126,9 +126,9 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:
-    """Total compute time of every job involved (training runs included), in seconds."""
+    """Total compute time of ``jobs`` (training runs included), in seconds."""
     total = 0.0
-    for job in closure(jobs):
+    for job in jobs:
         out = outputs.get(job.key(), {})
         if "provenance" in out:  # a training run
             total += float(out["provenance"].get("wall_time_s", 0.0))

@@ -23,8 +23,8 @@ from flatness.study.jobs import Job
 EXECUTORS = ("local", "ray")
 
 
-def closure(jobs: Iterable[Job]) -> list[Job]:
-    """All jobs and their dependencies, each once, dependencies first."""
+def closure(jobs: Iterable[Job], spec: StudySpec) -> list[Job]:
+    """All jobs and their dependencies at ``spec``, each once, dependencies first."""
     ordered: list[Job] = []
     seen: set[str] = set()
 
@@ -32,7 +32,7 @@ def closure(jobs: Iterable[Job]) -> list[Job]:
         key = job.key()
         if key in seen:
             return
-        for dep in job.deps():
+        for dep in job.deps(spec):
             visit(dep)
         seen.add(key)
         ordered.append(job)
@@ -45,7 +45,7 @@ def closure(jobs: Iterable[Job]) -> list[Job]:
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
              address: str | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run ``jobs`` (and what they depend on); return each job's output by key."""
-    ordered = closure(jobs)
+    ordered = closure(jobs, spec)
     if executor == "local":
         return _run_local(ordered, spec, progress)
     if executor == "ray":
@@ -86,7 +86,7 @@ def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None) -> dict[s
     task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=1)(_ray_task)
     refs: dict[str, Any] = {}
     for job in ordered:  # dependencies come first, so their references exist
-        refs[job.key()] = task.remote(job, spec, *[refs[d.key()] for d in job.deps()])
+        refs[job.key()] = task.remote(job, spec, *[refs[d.key()] for d in job.deps(spec)])
     keys = list(refs)
     values = ray.get([refs[k] for k in keys])
     return dict(zip(keys, values))

@@ -23,7 +23,7 @@ import torch
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
 from flatness.scales import ModelSpec
-from flatness.study.context import StudyContext, short_hash
+from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.training import TrainConfig
 
 
@@ -32,7 +32,8 @@ class Job:
 
     kind: ClassVar[str] = "job"
 
-    def deps(self) -> tuple[Job, ...]:
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
+        """The jobs whose outputs this one reads (at the study's scale ``spec``)."""
         return ()
 
     def key(self) -> str:
@@ -67,6 +68,10 @@ class TrainJob(Job):
     config: TrainConfig
     kind: ClassVar[str] = "train"
 
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
+        """A derived dataset (``d_r@cpu`` ...) is built by its own job first."""
+        return () if self.config.dataset == "cifar10" else (DatasetJob(self.config.dataset),)
+
     @property
     def label(self) -> str:
         c = self.config
@@ -81,6 +86,60 @@ class TrainJob(Job):
 
 
 @dataclass(frozen=True)
+class DatasetJob(Job):
+    """Build (or reuse) a derived dataset such as ``"d_r@cpu"``; output: its provenance.
+
+    The dataset is built exactly as ``load_dataset(name)`` would build it on demand: with the
+    *named* scale's parameters, so training runs that read the name find this artifact.
+    """
+
+    dataset: str
+    kind: ClassVar[str] = "dataset"
+
+    @property
+    def label(self) -> str:
+        return f"dataset {self.dataset}"
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        import numpy as np
+
+        from flatness.robust import build_dataset, model_config
+        from flatness.robust.build import uses_robust_model
+        from flatness.robust.params import INVERSION_KINDS, RobustParams
+        from flatness.scales import get_scale
+
+        kind, _, scale_name = self.dataset.partition("@")
+        scale = get_scale(scale_name or "smoke")
+        built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
+        prov = built.artifact.provenance
+        from flatness.training import train
+
+        # the source model run build_dataset trained (cached: this only reads its metrics)
+        source = train(model_config(RobustParams.from_scale(scale), uses_robust_model(kind)),
+                       data=ctx.spec.data, device=ctx.device)
+        metrics = source.metrics()
+        return {
+            "dataset": self.dataset,
+            "kind": kind,
+            "artifact_key": built.key,
+            "images": int(len(built.artifact.labels)),
+            "class_counts": np.bincount(built.artifact.labels, minlength=10).tolist(),
+            "construction": "representation inversion" if kind in INVERSION_KINDS
+            else "targeted adversarial examples, relabelled",
+            "source_model_robust": bool(prov.get("source_model_robust")),
+            "source_run": prov.get("source_run"),
+            "source_model_test_acc": metrics[-1].get("test_acc") if metrics else None,
+            "source_model_wall_s": prov.get("source_model_wall_s"),
+            "construction_s": prov.get("construction_s"),
+            "images_per_s": prov.get("images_per_s"),
+            "representation_distance": prov.get("representation_distance"),
+            "relabelled_fraction_changed": prov.get("relabelled_fraction_changed"),
+            "params": prov.get("params"),
+            "built_device": prov.get("device"),
+        }
+
+
+@dataclass(frozen=True)
 class LGVJob(Job):
     """LGV weights collected from a trained model with constant high-learning-rate SGD."""
 
@@ -90,7 +149,7 @@ class LGVJob(Job):
     n_models: int = 40
     kind: ClassVar[str] = "lgv"
 
-    def deps(self) -> tuple[Job, ...]:
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.base),)
 
     def weights_path(self, ctx: StudyContext):
@@ -183,8 +242,12 @@ class TransferJob(Job):
                 f"s{self.surrogate.seed} {tech}{' lgv' if self.lgv else ''} "
                 f"-> {self.target_dataset}")
 
-    def deps(self) -> tuple[Job, ...]:
-        return (TrainJob(self.surrogate), *(self.lgv,) * (self.lgv is not None))
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
+        from flatness.attacks.zoo import target_configs
+
+        targets = target_configs(spec.scale, self.target_dataset, self.target_specs)
+        return (TrainJob(self.surrogate), *(TrainJob(c) for c in targets),
+                *(self.lgv,) * (self.lgv is not None))
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         from flatness.attacks import attack, parse_techniques, success_rates
@@ -248,7 +311,7 @@ class SharpnessJob(Job):
     max_iter: int | None = None
     kind: ClassVar[str] = "sharpness"
 
-    def deps(self) -> tuple[Job, ...]:
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.surrogate),)
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
@@ -287,7 +350,7 @@ class LandscapeJob(Job):
     direction_seed: int = 0
     kind: ClassVar[str] = "landscape"
 
-    def deps(self) -> tuple[Job, ...]:
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return tuple(TrainJob(c) for c in (self.model, self.other) if c is not None)
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:

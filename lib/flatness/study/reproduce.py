@@ -15,7 +15,7 @@ from flatness.scales import Scale
 from flatness.study.chapter import chapter_result
 from flatness.study.chapters import chapters, get_chapter
 from flatness.study.context import StudySpec
-from flatness.study.executors import closure, run_jobs
+from flatness.study.executors import run_jobs
 
 
 @dataclass
@@ -41,7 +41,7 @@ def reproduce(scale: str | Scale, *, names: list[str] | None = None,
     selected = [get_chapter(n) for n in names] if names else list(chapters().values())
     plans = {c.name: c.parameters(spec.scale) for c in selected}
     jobs = [job for c in selected for job in c.jobs(spec, plans[c.name])]
-    run_jobs(closure(jobs), spec, executor=executor, address=address, progress=progress)
+    run_jobs(jobs, spec, executor=executor, address=address, progress=progress)
     summaries = []
     for chapter in selected:  # every job is cached now: summarising is cheap and local
         result = chapter_result(chapter, spec.scale, plans[chapter.name], data=data,

@@ -46,7 +46,7 @@ ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 #: about ten times SAM's. The cpu grid is sized for cost (see :func:`cost_estimate`): a full
 #: sweep for SAM, one standard and one large rho for the others, GAM (4 passes/step) at one.
 RHOS: dict[str, dict[str, list[float]]] = {
-    "smoke": {"sam": [0.05, 0.3], "looksam": [0.05]},
+    "smoke": {"sam": [0.05, 0.3]},
     "cpu": {"sam": [0.01, 0.05, 0.15], "asam": [0.5, 1.5], "gsam": [0.05, 0.15],
             "looksam": [0.05, 0.15], "gam": [0.2], "sagm": [0.05, 0.15]},
     "gpu": {"sam": [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], "asam": [0.5, 1.0, 2.0, 5.0],
@@ -54,7 +54,7 @@ RHOS: dict[str, dict[str, list[float]]] = {
             "sagm": [0.05, 0.3]},
 }
 RHOS["paper"] = RHOS["gpu"]
-MINIMIZERS_AT = {"smoke": ["sgd", "sam", "looksam", "swa"]}
+MINIMIZERS_AT = {"smoke": ["sgd", "sam", "swa"]}
 
 
 def has_rho(name: str) -> bool:

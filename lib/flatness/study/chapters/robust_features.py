@@ -15,23 +15,21 @@ class (random, or ``y + 1``; section 3.2).
   checkpoint towards targets of its own architecture trained on ``D_R``, ``D_NR``, ``D_rand``
   and ``D_det``, with the paper's budget per target (16/255, 2/255, 1/255, 1/255).
 
-Dataset construction is a job of its own (:class:`DatasetJob`), and the training and transfer
-jobs on derived datasets depend on it (:class:`DerivedTrainJob`, :class:`DerivedTransferJob`,
-same keys and outputs as :class:`TrainJob` / :class:`TransferJob`), so that a distributed
-executor builds each dataset once before the runs that read it.
+Dataset construction is a job of its own (:class:`~flatness.study.jobs.DatasetJob`), on which
+the training jobs of derived datasets depend, so that a distributed executor builds each
+dataset once before the runs that read it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from flatness.errors import FlatnessError
-from flatness.robust.params import INVERSION_KINDS, KINDS
-from flatness.scales import Scale, get_scale
+from flatness.robust.params import KINDS
+from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
     check_seeds,
@@ -42,7 +40,7 @@ from flatness.study.common import (
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
-from flatness.study.jobs import AttackSpec, Job, TrainJob, TransferJob
+from flatness.study.jobs import AttackSpec, DatasetJob, Job, TrainJob, TransferJob
 from flatness.training import TrainConfig
 
 CIFAR10 = "cifar10"
@@ -63,78 +61,6 @@ LABELS = {CIFAR10: "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
 def dataset_name(kind: str, scale: Scale) -> str:
     """The registry name of derived dataset ``kind`` at ``scale`` (``"d_r@cpu"``)."""
     return CIFAR10 if kind == CIFAR10 else f"{kind}@{scale.name}"
-
-
-@dataclass(frozen=True)
-class DatasetJob(Job):
-    """Build (or reuse) a derived dataset such as ``"d_r@cpu"``; output: its provenance.
-
-    The dataset is built exactly as ``load_dataset(name)`` would build it on demand: with the
-    *named* scale's parameters, so training runs that read the name find this artifact.
-    """
-
-    dataset: str
-    kind: ClassVar[str] = "dataset"
-
-    @property
-    def label(self) -> str:
-        return f"dataset {self.dataset}"
-
-    def compute(self, ctx: StudyContext) -> dict[str, Any]:
-        from flatness.robust import build_dataset, model_config
-        from flatness.robust.build import uses_robust_model
-        from flatness.robust.params import RobustParams
-
-        kind, _, scale_name = self.dataset.partition("@")
-        scale = get_scale(scale_name or "smoke")
-        built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
-        prov = built.artifact.provenance
-        from flatness.training import train
-
-        # the source model run build_dataset trained (cached: this only reads its metrics)
-        source = train(model_config(RobustParams.from_scale(scale), uses_robust_model(kind)),
-                       data=ctx.spec.data, device=ctx.device)
-        metrics = source.metrics()
-        return {
-            "dataset": self.dataset,
-            "kind": kind,
-            "artifact_key": built.key,
-            "images": int(len(built.artifact.labels)),
-            "class_counts": np.bincount(built.artifact.labels, minlength=NUM_CLASSES).tolist(),
-            "construction": "representation inversion" if kind in INVERSION_KINDS
-            else "targeted adversarial examples, relabelled",
-            "source_model_robust": bool(prov.get("source_model_robust")),
-            "source_run": prov.get("source_run"),
-            "source_model_test_acc": metrics[-1].get("test_acc") if metrics else None,
-            "source_model_wall_s": prov.get("source_model_wall_s"),
-            "construction_s": prov.get("construction_s"),
-            "images_per_s": prov.get("images_per_s"),
-            "representation_distance": prov.get("representation_distance"),
-            "relabelled_fraction_changed": prov.get("relabelled_fraction_changed"),
-            "params": prov.get("params"),
-            "built_device": prov.get("device"),
-        }
-
-
-def _dataset_deps(dataset: str) -> tuple[Job, ...]:
-    return () if dataset == CIFAR10 else (DatasetJob(dataset),)
-
-
-@dataclass(frozen=True)
-class DerivedTrainJob(TrainJob):
-    """A :class:`TrainJob` (same key, same output) that waits for its dataset's job."""
-
-    def deps(self) -> tuple[Job, ...]:
-        return _dataset_deps(self.config.dataset)
-
-
-@dataclass(frozen=True)
-class DerivedTransferJob(TransferJob):
-    """A :class:`TransferJob` (same key, same output) that waits for the datasets of its
-    surrogate and of its targets."""
-
-    def deps(self) -> tuple[Job, ...]:
-        return (DerivedTrainJob(self.surrogate), *_dataset_deps(self.target_dataset))
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -236,8 +162,7 @@ def fig2_job(scale: Scale, params: dict[str, Any], dataset: str, seed: int) -> T
     """Surrogate trained on ``dataset``, every checkpoint attacked, CIFAR-10 target zoo."""
     epochs = tuple(params["epochs"])
     config = surrogate_config(scale, dataset, seed)
-    cls = TransferJob if dataset == CIFAR10 else DerivedTransferJob
-    return cls(config, scale_attack(scale, params), epochs=epochs)
+    return TransferJob(config, scale_attack(scale, params), epochs=epochs)
 
 
 def fig3_attack(scale: Scale, params: dict[str, Any], target: str) -> AttackSpec:
@@ -248,10 +173,10 @@ def fig3_attack(scale: Scale, params: dict[str, Any], target: str) -> AttackSpec
 def fig3_job(scale: Scale, params: dict[str, Any], target: str, seed: int) -> TransferJob:
     """The standard surrogate attacked towards a target of its architecture trained on
     ``target`` (with that target's budget)."""
-    return DerivedTransferJob(surrogate(scale, seed), fig3_attack(scale, params, target),
-                              epochs=tuple(params["fig3_epochs"]),
-                              target_dataset=dataset_name(target, scale),
-                              target_specs=(scale.surrogate,))
+    return TransferJob(surrogate(scale, seed), fig3_attack(scale, params, target),
+                       epochs=tuple(params["fig3_epochs"]),
+                       target_dataset=dataset_name(target, scale),
+                       target_specs=(scale.surrogate,))
 
 
 def target_job(scale: Scale, target: str) -> TrainJob:
@@ -259,7 +184,7 @@ def target_job(scale: Scale, target: str) -> TrainJob:
     from flatness.attacks.zoo import target_configs
 
     (config,) = target_configs(scale, dataset_name(target, scale), (scale.surrogate,))
-    return DerivedTrainJob(config)
+    return TrainJob(config)
 
 
 def used_datasets(params: dict[str, Any]) -> list[str]:
