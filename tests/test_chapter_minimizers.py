@@ -76,8 +76,8 @@ def test_smoke_plan_reuses_the_sgd_curve_for_fully_trained_sgd():
     spec = StudySpec.create("smoke")
     p = params(SMOKE)
     planned = ch.jobs(spec, p)
-    n_variants = len(ch.variants(p))  # sgd, sam x2, looksam, swa
-    assert n_variants == 5
+    n_variants = len(ch.variants(p))  # sgd, sam x2, swa
+    assert n_variants == 4
     # one curve (also fully trained SGD's attack) + one attack per other variant; sharpness
     # of every variant's final checkpoint
     assert _kinds(planned).count("TransferJob") == 1 + (n_variants - 1)
@@ -111,6 +111,18 @@ def test_runs_are_shared_with_chapters_2_and_5():
     assert (ch.config(CPU, "sam", max(p["rhos"]["sam"]), 0)
             == complementarity.config(CPU, c5, "lsam", 0))
     assert ch.config(CPU, "swa", None, 0) == complementarity.config(CPU, c5, "swa", 0)
+
+
+def test_sgd_sharpness_is_chapter_3s_job_and_others_use_its_hessian_budget():
+    from flatness.study.chapters import sharpness as ch3
+
+    p, p3 = params(CPU), ch3.defaults(CPU)
+    assert ch.sharpness_job(CPU, p, "sgd", None, 1).key() == ch3.sharpness_job(CPU, p3, 1).key()
+    sam = ch.sharpness_job(CPU, p, "sam", 0.05, 1)
+    assert sam.epochs == () and sam.trace_samples == p3["trace_samples"]
+    assert sam.n_images == p3["sharpness_images"] and sam.max_iter == p3["max_iter"]
+    with pytest.raises(FlatnessError, match="trace_samples must be an integer >= 1"):
+        params(CPU, trace_samples=0)
 
 
 def test_cpu_plan_gives_every_seed_to_the_sam_sweep_only():
@@ -148,8 +160,9 @@ def _transfer(epochs, per_target, acc):
             "mean": per_target.mean(axis=1).tolist(), "test_acc": list(acc)}
 
 
-def _sharp(eig, trace):
-    return {"epochs": [SMOKE.epochs], "top_eigenvalue": [eig], "trace": [trace]}
+def _sharp(eig, trace, epochs=(SMOKE.epochs,)):
+    return {"epochs": list(epochs), "top_eigenvalue": [eig] * len(epochs),
+            "trace": [trace] * len(epochs)}
 
 
 def synthetic(p):
@@ -162,23 +175,28 @@ def synthetic(p):
         outputs[ch.curve_job(SMOKE, p, seed).key()] = _transfer(
             epochs, [[0.30 + d, 0.10], [0.50 + d, 0.30], [0.40 + d, 0.20]], [0.5, 0.6, 0.7])
     success = {("sam", 0.05): 0.5, ("sam", 0.3): 0.8, ("looksam", 0.05): 0.45,
-               ("swa", None): 0.35}
+               ("swa", None): 0.35}  # looksam: added to the smoke defaults below
     for (name, rho), s in success.items():
         for seed in p["seeds"]:
             d = 0.02 * seed
             acc = 0.7 - (rho or 0.0)
             outputs[ch.final_job(SMOKE, p, name, rho, seed).key()] = _transfer(
                 [SMOKE.epochs], [[s + 0.1 + d, s - 0.1 + d]], [acc])
-    for (name, rho), s in [*success.items(), (("sgd", None), 0.3)]:
+    for (name, rho), s in success.items():
         for seed in p["seeds"]:
-            outputs[ch.sharpness_job(SMOKE, name, rho, seed).key()] = _sharp(
+            outputs[ch.sharpness_job(SMOKE, p, name, rho, seed).key()] = _sharp(
                 10 * (1 - s), 100 * (1 - s) + 5)
+    for seed in p["seeds"]:  # SGD over training: flatter at every epoch but the last
+        job = ch.sharpness_job(SMOKE, p, "sgd", None, seed)
+        out = _sharp(6.0, 65.0, job.epochs)
+        out["top_eigenvalue"][-1], out["trace"][-1] = 7.0, 75.0
+        outputs[job.key()] = out
     return outputs
 
 
 @pytest.fixture(scope="module")
 def summary():
-    p = params(SMOKE, seeds=[0, 1])
+    p = params(SMOKE, seeds=[0, 1], minimizers=["sgd", "sam", "looksam", "swa"])
     return p, ch.summarize(SimpleNamespace(scale=SMOKE), p, synthetic(p))
 
 
@@ -189,7 +207,7 @@ def test_baselines_early_stopped_at_the_best_epoch_and_fully_trained(summary):
     assert es["success_mean"] == pytest.approx(0.405)  # mean over targets and seeds 0, 1
     assert es["success_std"] == pytest.approx(np.std([0.40, 0.41], ddof=1))
     assert es["per_target_mean"] == pytest.approx([0.51, 0.30])
-    assert es["test_acc_mean"] == pytest.approx(0.6) and es["top_eigenvalue_mean"] is None
+    assert es["test_acc_mean"] == pytest.approx(0.6) and es["top_eigenvalue_mean"] == 6.0
     assert full["success_mean"] == pytest.approx(0.305) and full["test_acc_mean"] == 0.7
     assert full["top_eigenvalue_mean"] == pytest.approx(7.0)
 
@@ -218,8 +236,8 @@ def test_findings_are_computed_from_the_numbers(summary):
     assert sam["success_gain_points"] == pytest.approx(30.0)
     assert sam["accuracy_cost_points"] == pytest.approx(25.0)
     corr = f["sharpness_correlation"]
-    assert corr["top_eigenvalue"]["n"] == 5  # 5 surrogates; early stopping has no sharpness
-    assert corr["top_eigenvalue"]["spearman"] == pytest.approx(-1.0)
+    assert corr["top_eigenvalue"]["n"] == 6  # 5 surrogates and early-stopped SGD
+    assert corr["top_eigenvalue"]["spearman"] < -0.9
     assert corr["trace"]["pearson"] < -0.9
 
 

@@ -5,7 +5,8 @@ often at a cost in natural accuracy (PAPER.md finding 4).
 Every minimizer (SAM, ASAM, GSAM, LookSAM, GAM, SAGM, SWA, and SGD) is trained with the scale's
 recipe, over a rho grid where it has a rho, for several seeds. The final epoch of each
 surrogate is attacked (BIM L-inf) and scored on the target zoo; natural accuracy comes from the
-run's metrics and sharpness (top Hessian eigenvalue, trace) from the final checkpoint. The
+run's metrics and sharpness (top Hessian eigenvalue, trace) from the final checkpoint, with
+chapter 3's cheap Hessian settings (SGD's sharpness over training is chapter 3's very job). The
 baselines are fully trained SGD and early-stopped SGD: the best epoch of the standard SGD run's
 transfer curve (chapter 2's job). Choosing that epoch on the very targets it is scored on is
 optimistic for early stopping, as in the paper. l-SAM is SAM with the largest rho of its grid.
@@ -63,6 +64,15 @@ def has_rho(name: str) -> bool:
     return "rho" in get_minimizer_class(name).hyperparameters
 
 
+def _hessian_defaults(scale: Scale) -> dict[str, Any]:
+    """Chapter 3's Hessian settings, so that SGD's sharpness is computed once for both."""
+    from flatness.study.chapters import sharpness as ch3
+
+    d = ch3.defaults(scale)
+    return {k: d[k] for k in ("sharpness_images", "sharpness_batch", "trace_samples",
+                              "max_iter")}
+
+
 def defaults(scale: Scale) -> dict[str, Any]:
     seeds = default_seeds(scale)
     smoke = scale.name == "smoke"
@@ -76,6 +86,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "rhos": {m: list(r) for m, r in rhos.items()},
         "minimizer_seeds": minimizer_seeds,
         "sharpness": True,
+        **_hessian_defaults(scale),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
     }
@@ -124,6 +135,12 @@ def validate(params: dict[str, Any]) -> None:
         check_seeds({"seeds": seeds})
     if not isinstance(params["sharpness"], bool):
         raise FlatnessError(f"sharpness must be True or False, got {params['sharpness']!r}")
+    for key in ("sharpness_images", "sharpness_batch", "trace_samples", "max_iter"):
+        value = params[key]
+        if key in ("trace_samples", "max_iter") and value is None:
+            continue  # the library's adaptive rule
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FlatnessError(f"{key} must be an integer >= 1, got {value!r}")
     if not _is_number(params["eps"]) or params["eps"] <= 0:
         raise FlatnessError(f"eps must be a number > 0, got {params['eps']!r}")
     steps = params["attack_steps"]
@@ -182,10 +199,21 @@ def final_job(scale: Scale, params: dict[str, Any], name: str, rho: float | None
     return TransferJob(config(scale, name, rho, seed), scale_attack(scale, params))
 
 
-def sharpness_job(scale: Scale, name: str, rho: float | None, seed: int) -> SharpnessJob:
-    """Top eigenvalue and trace of the final checkpoint, on the scale's sharpness images."""
-    return SharpnessJob(config(scale, name, rho, seed), n_images=scale.sharpness_images,
-                        batch_size=scale.sharpness_batch)
+def sharpness_job(scale: Scale, params: dict[str, Any], name: str, rho: float | None,
+                  seed: int) -> SharpnessJob:
+    """Top eigenvalue and trace of the final checkpoint. For SGD: chapter 3's job over its
+    checkpoints (same key with the default settings), which also gives the sharpness of the
+    early-stopped epoch when that epoch is among them."""
+    epochs: tuple[int, ...] = ()
+    if name == "sgd":
+        from flatness.study.chapters import sharpness as ch3
+
+        every = ch3.defaults(scale)["sharpness_every"]
+        epochs = tuple(ch3.sharpness_epochs(scale, every))
+    return SharpnessJob(config(scale, name, rho, seed), epochs=epochs, engine="fast",
+                        n_images=params["sharpness_images"],
+                        batch_size=params["sharpness_batch"],
+                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
@@ -195,7 +223,7 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
         for seed in seeds_for(params, name):
             planned.append(final_job(scale, params, name, rho, seed))
             if params["sharpness"]:
-                planned.append(sharpness_job(scale, name, rho, seed))
+                planned.append(sharpness_job(scale, params, name, rho, seed))
     return list({job.key(): job for job in planned}.values())
 
 
@@ -257,10 +285,11 @@ def _transfer_row(output: dict[str, Any], epoch: int) -> dict[str, Any]:
             "test_acc": output["test_acc"][i]}
 
 
-def _sharpness_row(output: dict[str, Any] | None) -> dict[str, Any]:
-    if output is None:
+def _sharpness_row(output: dict[str, Any] | None, epoch: int) -> dict[str, Any]:
+    if output is None or epoch not in output["epochs"]:
         return {}
-    return {"top_eigenvalue": output["top_eigenvalue"][-1], "trace": output["trace"][-1]}
+    i = output["epochs"].index(epoch)
+    return {"top_eigenvalue": output["top_eigenvalue"][i], "trace": output["trace"][i]}
 
 
 def _spread(*entries: dict[str, Any]) -> float:
@@ -327,8 +356,13 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
     epochs = curves[0]["epochs"]
     curve_mean, curve_std = _stats([c["mean"] for c in curves])
     best_i = int(np.argmax(curve_mean))
-    early = _entry("sgd", None, params["seeds"],
-                   [_transfer_row(c, epochs[best_i]) for c in curves])
+    es_rows = [_transfer_row(c, epochs[best_i]) for c in curves]
+    if params["sharpness"]:
+        for row, seed in zip(es_rows, params["seeds"]):
+            row.update(_sharpness_row(
+                outputs.get(sharpness_job(scale, params, "sgd", None, seed).key()),
+                epochs[best_i]))
+    early = _entry("sgd", None, params["seeds"], es_rows)
     early.update(epoch=epochs[best_i], label=ES)
 
     surrogates: dict[str, dict[str, Any]] = {}
@@ -339,8 +373,9 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
             row = _transfer_row(outputs[final_job(scale, params, name, rho, seed).key()],
                                 scale.epochs)
             if params["sharpness"]:
-                row.update(_sharpness_row(outputs.get(sharpness_job(scale, name, rho,
-                                                                    seed).key())))
+                row.update(_sharpness_row(
+                    outputs.get(sharpness_job(scale, params, name, rho, seed).key()),
+                    scale.epochs))
             rows.append(row)
         surrogates[label(name, rho)] = _entry(name, rho, seeds, rows)
     full = dict(surrogates[label("sgd", None)], label=FULL)
