@@ -33,7 +33,7 @@ book: setup
 
 test: setup browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadgroup --timeout 900
+	$(PY) -m pytest -q -n 2 --dist loadfile --timeout 900
 
 lint: setup
 	$(PY) -m ruff check .

@@ -100,28 +100,49 @@ def shared_cifar() -> Path:
 def smoke_book(tmp_path_factory: pytest.TempPathFactory, shared_cifar):
     """The real book (every chapter of notebooks/) executed at smoke scale in a scratch copy.
 
-    Returns the :class:`flatness.book.build.BookReport`; its ``html_dir`` is the built site.
+    Built once per test session, also when pytest-xdist runs several workers: the first
+    worker builds it under a file lock, the others read its report. Returns a namespace with
+    ``runs`` (name, status, error), ``html_ok``, ``warnings``, ``log`` and ``html_dir``.
     """
+    import json
     import shutil
+    from types import SimpleNamespace
+
+    from filelock import FileLock
 
     from flatness.book.build import build_book
     from flatness.paths import repo_root
 
-    root = tmp_path_factory.mktemp("smoke-book")
-    source = repo_root()
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(source / name, root / name)
-    shutil.copytree(source / "notebooks", root / "notebooks")
-    shutil.copytree(source / "book", root / "book",
-                    ignore=shutil.ignore_patterns("_build", "chapters", "reproducibility.md"))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("FLATNESS_DATA", str(shared_cifar))  # the chapters' kernels inherit it
-    patch.setenv("FLATNESS_RESULTS", str(root / "results"))  # no committed results: compute
-    patch.setenv("OMP_NUM_THREADS", "1")
-    try:
-        names = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
-        report = build_book(root, chapters=names, parameters={"scale": "smoke"},
-                            echo=lambda *a, **k: None)
-    finally:
-        patch.undo()
-    return report
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "smoke-book"
+    summary = shared / "smoke-book.json"
+    with FileLock(str(shared / "smoke-book.lock")):
+        if not summary.is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            source = repo_root()
+            for name in ("_config.yml", "_toc.yml"):
+                shutil.copy(source / name, root / name)
+            shutil.copytree(source / "notebooks", root / "notebooks")
+            shutil.copytree(source / "book", root / "book", ignore=shutil.ignore_patterns(
+                "_build", "chapters", "reproducibility.md"))
+            patch = pytest.MonkeyPatch()
+            patch.setenv("FLATNESS_DATA", str(shared_cifar))  # the chapters' kernels inherit it
+            patch.setenv("FLATNESS_RESULTS", str(root / "results"))  # nothing committed: compute
+            patch.setenv("OMP_NUM_THREADS", "1")
+            try:
+                names = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+                report = build_book(root, chapters=names, parameters={"scale": "smoke"},
+                                    echo=lambda *a, **k: None)
+            finally:
+                patch.undo()
+            summary.write_text(json.dumps({
+                "runs": [{"name": r.name, "status": r.status, "error": r.error}
+                         for r in report.runs],
+                "html_ok": report.html_ok, "warnings": list(report.warnings),
+                "log": str(report.log), "html_dir": str(report.html_dir)}))
+    data = json.loads(summary.read_text())
+    return SimpleNamespace(runs=[SimpleNamespace(**r) for r in data["runs"]],
+                           html_ok=data["html_ok"], warnings=data["warnings"], log=data["log"],
+                           html_dir=Path(data["html_dir"]))

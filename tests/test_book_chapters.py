@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytestmark = pytest.mark.xdist_group("smoke_book")
-
 
 def test_every_chapter_executes_at_smoke_scale(smoke_book):
     failed = {run.name: run.error for run in smoke_book.runs if run.status != "ok"}
