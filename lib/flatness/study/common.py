@@ -11,6 +11,14 @@ from flatness.scales import Scale
 from flatness.study.jobs import AttackSpec
 from flatness.training import TrainConfig
 
+#: SAM's standard neighbourhood radius (Foret et al. 2021).
+SAM_RHO = 0.05
+#: l-SAM's large radius per scale: 0.3 is "large" for a ResNet after a long training, but it
+#: cripples the small, shorter-trained surrogates of the cpu scale (PAPER.md probe), where a
+#: smaller large rho is used. Shared by chapters 3, 4 and 5 so that
+#: their l-SAM surrogates are the same cached runs.
+LSAM_RHO = {"smoke": 0.3, "cpu": 0.15, "gpu": 0.3, "paper": 0.3}
+
 
 def surrogate(scale: Scale, seed: int, **overrides: Any) -> TrainConfig:
     """The scale's surrogate recipe (checkpoints every ``checkpoint_every`` epochs)."""

@@ -22,6 +22,8 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
+    LSAM_RHO,
+    SAM_RHO,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
@@ -33,12 +35,6 @@ from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LGVJob, TransferJob
 from flatness.training import TrainConfig
 
-#: SAM's standard neighbourhood radius (Foret et al. 2021).
-SAM_RHO = 0.05
-#: l-SAM's large radius per scale: 0.3 is "large" for a ResNet after a long training, but it
-#: cripples the small, shorter-trained surrogates of the cpu scale (PAPER.md probe), where a
-#: smaller large rho is used. Chapter 4's rho sweep is where this value is chosen.
-LSAM_RHO = {"smoke": 0.3, "cpu": 0.15, "gpu": 0.3, "paper": 0.3}
 #: Slight adversarial training (Springer et al. 2021): L2 PGD with a small eps in [0, 1] pixels.
 SAT_EPS = 0.1
 SAT_NORM = "l2"

@@ -27,8 +27,9 @@ import numpy as np
 from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
-from flatness.study.chapters.complementarity import LSAM_RHO, SAM_RHO
 from flatness.study.common import (
+    LSAM_RHO,
+    SAM_RHO,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
