@@ -29,7 +29,7 @@ browser:
 	  else echo "warning: chromium missing; browser tests will be skipped"; fi; }
 
 book: setup
-	$(PY) -m flatness book --no-execute-if-fresh
+	$(PY) -m flatness book
 
 test: setup browser
 	$(PY) -m ruff check .
