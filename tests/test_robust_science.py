@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -31,11 +30,9 @@ pytestmark = [
 ]
 
 SIZE = 5000
-SCALE = dataclasses.replace(
-    get_scale("smoke", robust_dataset_size=SIZE, robust_model_epochs=15, robust_iterations=50,
-              eval_subset=1000, batch_size=128),
-    extra={"robust_attack_steps": 20, "robust_adv_steps": 3, "robust_inversion_step_size": 0.3},
-)
+SCALE = get_scale("smoke", robust_dataset_size=SIZE, robust_model_epochs=15,
+                  robust_iterations=50, eval_subset=1000, batch_size=128,
+                  robust_attack_steps=20, robust_adv_steps=3, robust_inversion_step_size=0.3)
 
 
 def fit(dataset: str, data, tmp_path) -> torch.nn.Module:
