@@ -44,7 +44,7 @@ def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
     ({"target_datasets": ["cifar10"]}, "unknown dataset 'cifar10' in target"),
     ({"target_datasets": "d_r"}, "target_datasets must be a list"),
     ({"target_datasets": []}, "at least one"),
-    ({"surrogate_datasets": ["d_r", "d_r"]}, "each dataset once"),
+    ({"surrogate_datasets": ["d_r", "d_r"]}, "lists a name twice"),
     ({"target_eps": {"d_r": 0.1}}, "no budget for d_nr, d_rand, d_det"),
     ({"target_eps": {**ch.TARGET_EPS, "d_x": 0.1}}, "unknown dataset d_x"),
     ({"target_eps": {**ch.TARGET_EPS, "d_nr": -0.1}}, r"target_eps\[d_nr\] must be > 0"),

@@ -51,5 +51,21 @@ def check_seeds(params: dict[str, Any]) -> None:
         raise FlatnessError(f"seeds must be a non-empty list of integers, got {seeds!r}")
 
 
+def check_names(params: dict[str, Any], key: str, known: tuple[str, ...], *, what: str,
+                non_empty: bool = False) -> None:
+    """``params[key]`` must list distinct names among ``known`` (and at least one if asked)."""
+    values = params[key]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise FlatnessError(f"{key} must be a list of names among: {', '.join(known)}")
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise FlatnessError(f"unknown {what} {', '.join(map(repr, unknown))} in {key}; "
+                            f"choose among: {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise FlatnessError(f"{key} lists a name twice: {values!r}")
+    if non_empty and not values:
+        raise FlatnessError(f"{key} must name at least one {what}")
+
+
 def default_seeds(scale: Scale) -> list[int]:
     return list(scale.seeds)

@@ -24,6 +24,7 @@ from flatness.study.chapter import Chapter
 from flatness.study.common import (
     LSAM_RHO,
     SAM_RHO,
+    check_names,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
@@ -78,16 +79,6 @@ def defaults(scale: Scale) -> dict[str, Any]:
     }
 
 
-def _names(params: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
-    values = params[key]
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise FlatnessError(f"{key} must be a list of names among: {', '.join(known)}")
-    unknown = [v for v in values if v not in known]
-    if unknown:
-        raise FlatnessError(f"unknown {key[:-1]} {', '.join(map(repr, unknown))}; "
-                            f"choose among: {', '.join(known)}")
-    if len(set(values)) != len(values):
-        raise FlatnessError(f"{key} lists a name twice: {values!r}")
 
 
 def _number(params: dict[str, Any], key: str, *, positive: bool = False) -> None:
@@ -112,9 +103,9 @@ def validate(params: dict[str, Any]) -> None:
     if not set(params["baseline_seeds"]) <= set(params["seeds"]):
         raise FlatnessError(f"baseline_seeds {params['baseline_seeds']} must be among seeds "
                             f"{params['seeds']} (differences are paired by seed)")
-    _names(params, "methods", METHODS)
-    _names(params, "surrogates", SURROGATES)
-    _names(params, "techniques", tuple(KNOWN_TECHNIQUES))
+    check_names(params, "methods", METHODS, what="method")
+    check_names(params, "surrogates", SURROGATES, what="surrogate")
+    check_names(params, "techniques", tuple(KNOWN_TECHNIQUES), what="technique")
     if not params["methods"]:
         raise FlatnessError(f"methods must name at least one of: {', '.join(METHODS)}")
     for key in ("sam_rho", "lsam_rho", "sat_eps"):

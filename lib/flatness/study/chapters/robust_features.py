@@ -32,6 +32,7 @@ from flatness.robust.params import KINDS
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
+    check_names,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
@@ -87,16 +88,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
     }
 
 
-def _names(params: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
-    values = params[key]
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise FlatnessError(f"{key} must be a list of names among: {', '.join(known)}")
-    unknown = [v for v in values if v not in known]
-    if unknown:
-        raise FlatnessError(f"unknown dataset {', '.join(map(repr, unknown))} in {key}; "
-                            f"choose among: {', '.join(known)}")
-    if not values or len(set(values)) != len(values):
-        raise FlatnessError(f"{key} must name each dataset once, at least one: {values!r}")
+
 
 
 def _positive(key: str, value: Any) -> None:
@@ -116,8 +108,9 @@ def _epoch_list(params: dict[str, Any], key: str) -> None:
 
 def validate(params: dict[str, Any]) -> None:
     check_seeds(params)
-    _names(params, "surrogate_datasets", SURROGATE_DATASETS)
-    _names(params, "target_datasets", TARGET_DATASETS)
+    check_names(params, "surrogate_datasets", SURROGATE_DATASETS, what="dataset",
+                non_empty=True)
+    check_names(params, "target_datasets", TARGET_DATASETS, what="dataset", non_empty=True)
     target_eps = params["target_eps"]
     if not isinstance(target_eps, dict):
         raise FlatnessError(f"target_eps must map a target dataset to its eps, got {target_eps!r}")
