@@ -7,6 +7,7 @@ import json
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.results import Result
 from flatness.study import StudySpec, run_jobs
 from flatness.study.chapters.lr_decay import CHAPTER as LR_DECAY
 from flatness.study.common import surrogate
@@ -76,3 +77,25 @@ def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch
     published = tmp_path / "results" / "smoke" / "lr_decay.json"
     assert published.is_file()
     assert "lr_decay" in summary_table(summaries)
+
+
+def test_committed_result_serves_default_requests_and_matching_explicit_ones(
+        shared_cifar, tmp_path, monkeypatch):
+    from flatness.results import write_result
+    from flatness.study import chapter_result
+    from flatness.study.chapter import RESULT_KIND, committed_path
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    committed = Result(kind=RESULT_KIND, scale="cpu", config={
+        "chapter": "lr_decay", "params": {"seeds": [0, 1], "eps": 0.03}}, data={"marker": 1})
+    write_result(committed_path("lr_decay", "cpu"), committed)
+    served = chapter_result(LR_DECAY, "auto", {"seeds": None, "eps": None})
+    assert served.scale == "cpu" and served.data == {"marker": 1}
+    assert chapter_result(LR_DECAY, "cpu", {"seeds": [0, 1]}).data == {"marker": 1}
+
+    def computed(*args, **kwargs):
+        raise RuntimeError("recomputed")
+
+    monkeypatch.setattr("flatness.study.chapter.run_jobs", computed)
+    with pytest.raises(RuntimeError, match="recomputed"):  # an explicit, different seed list
+        chapter_result(LR_DECAY, "cpu", {"seeds": [5]}, data=shared_cifar, device="cpu")

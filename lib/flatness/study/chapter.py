@@ -90,11 +90,12 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     ``chapter`` command does on a GPU box before the files are committed).
     """
     spec = StudySpec.create(resolve_scale(chapter.name, scale), data, device)
+    explicit = to_jsonable({k: v for k, v in (params or {}).items() if v is not None})
     params = chapter.parameters(spec.scale, params)
     committed = committed_path(chapter.name, spec.scale.name)
     if not recompute and committed.is_file():
         result = read_result(committed, kind=RESULT_KIND)
-        if result.config.get("chapter") == chapter.name and result.config.get("params") == params:
+        if result.config.get("chapter") == chapter.name and _matches(result, explicit):
             return result
     ctx = spec.open()
     # the code commit is part of the key: a changed summary is recomputed (its jobs are cached)
@@ -123,6 +124,14 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     if publish:
         write_result(committed, result)
     return result
+
+
+def _matches(result: Result, explicit: dict[str, Any]) -> bool:
+    """A committed result serves a request when every parameter the reader set explicitly has
+    the same value in it; parameters left at their defaults take the committed design (which
+    the chapter shows in its provenance table)."""
+    committed = result.config.get("params", {})
+    return all(committed.get(k) == v for k, v in explicit.items())
 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:

@@ -20,6 +20,8 @@ def provenance_markdown(result: Result) -> str:
         ("computed", p.get("created", "?")),
         ("compute time", f"{compute / 60:.1f} min over {p.get('jobs', '?')} jobs"
          if compute is not None else "?"),
+        ("parameters", ", ".join(f"`{k}={_compact(v)}`"
+                                 for k, v in result.config.get("params", {}).items())),
     ]
     lines = ["| provenance | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if result.scale == "smoke":
@@ -27,6 +29,14 @@ def provenance_markdown(result: Result) -> str:
         lines.append("**Smoke scale**: these numbers only prove the code paths run; they carry "
                      "no scientific claim. Re-run at `cpu`, `gpu` or `paper` scale.")
     return "\n".join(lines)
+
+
+def _compact(value: Any) -> str:
+    """A parameter value on one line (lists and dicts as compact JSON)."""
+    import json
+
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(
+        value)
 
 
 def verdict(agrees: bool | None, claim: str, evidence: str) -> str:
