@@ -182,6 +182,10 @@ def _slice_index(y: np.ndarray) -> int:
     return int(np.argmin(np.abs(y)))
 
 
+#: Gap between the landscape panel and its slice (room for the colour bar).
+SPACING = 0.24
+
+
 def surface_with_slider(
     grids: Mapping[Any, Any], x: Sequence[float], y: Sequence[float], *,
     slider_label: str = "epoch", kind: str = "contour", zaxis_title: str = "loss",
@@ -213,8 +217,10 @@ def surface_with_slider(
     z_label = f"log10 {zaxis_title}" if log_z else zaxis_title
 
     def traces(z: np.ndarray) -> list[Any]:
-        common = {"x": x, "y": y, "z": z, "colorscale": "Viridis", "colorbar": {"title": z_label,
-                                                                               "x": 0.45}}
+        # the colour bar sits in the gap between the two panels, clear of the slice's axis
+        colorbar = {"title": z_label, "x": (1 - SPACING) * 0.55 + 0.01, "xanchor": "left",
+                    "thickness": 12, "len": 0.9}
+        common = {"x": x, "y": y, "z": z, "colorscale": "Viridis", "colorbar": colorbar}
         if kind == "surface":
             main = go.Surface(cmin=zmin, cmax=zmax, **common)
         else:
@@ -224,7 +230,7 @@ def surface_with_slider(
 
     specs = [[{"type": "scene" if kind == "surface" else "xy"}, {"type": "xy"}]]
     base = make_subplots(rows=1, cols=2, specs=specs, column_widths=[0.55, 0.45],
-                         horizontal_spacing=0.12,
+                         horizontal_spacing=SPACING,
                          subplot_titles=("landscape", f"slice at y = {y[row]:g}"))
     pad = 0.05 * (zmax - zmin or 1.0)
     base.update_yaxes(title_text=z_label, range=[zmin - pad, zmax + pad], row=1, col=2)
