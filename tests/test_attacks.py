@@ -25,15 +25,6 @@ from flatness.models import ResidualBlock, ZooModel
 EPS = 8 / 255
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TinyBlock(ResidualBlock):
     """conv-BN-ReLU-conv-BN residual branch, identity shortcut."""
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from flatness.attacks import TransferResult, load_adversarial
 from flatness.attacks.zoo import TARGET_SEED, target_configs, target_name
 from flatness.cli import main
 from flatness.scales import get_scale
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_target_configs_follow_the_scale_target_recipe():

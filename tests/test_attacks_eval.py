@@ -26,14 +26,6 @@ from flatness.models import build_model
 from flatness.results import read_result
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class PixelClassifier(nn.Module):
     """Predicts ``floor(10 * x[:, channel, 0, 0])``: a target whose answers the test controls."""
 

@@ -12,14 +12,6 @@ from flatness.errors import FlatnessError
 from flatness.models import ResidualBlock, build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class LinearBlock(ResidualBlock):
     """Residual = conv, shortcut = act = identity: input gradients in closed form."""
 
