@@ -59,6 +59,7 @@ class StudyContext:
 
     spec: StudySpec
     _targets: dict[tuple, tuple[list[str], list[nn.Module]]] = field(default_factory=dict)
+    _target_runs: dict[tuple, list[str]] = field(default_factory=dict)
 
     @property
     def scale(self) -> Scale:
@@ -97,7 +98,9 @@ class StudyContext:
             from flatness.attacks.zoo import target_name
 
             configs = self.target_configs(dataset, specs)
-            models = [self.train(c).load_model(device=self.device) for c in configs]
+            runs = [self.train(c) for c in configs]
+            models = [run.load_model(device=self.device) for run in runs]
+            self._target_runs[key] = [run.info["run_id"] for run in runs]
             names = [target_name(c) + ("" if dataset == "cifar10" else f"[{dataset}]")
                      for c in configs]
             for model in models:
@@ -114,7 +117,8 @@ class StudyContext:
         n = self.scale.n_attack_images if n is None else n
         names, models = self.targets(dataset, specs)
         _, test = self.cifar10
-        runs = [self.train(c).info["run_id"] for c in self.target_configs(dataset, specs)]
+        specs = self.scale.targets if specs is None else specs
+        runs = self._target_runs[(dataset, specs)]  # loaded with the targets just above
         key = short_hash({"targets": runs, "n": n, "seed": seed, "data": self.data_source})
         path = cache_subdir("attack_sets") / f"{key}.json"
         if path.is_file():
