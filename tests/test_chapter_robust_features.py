@@ -3,6 +3,7 @@ job, and the aggregation of synthetic job outputs into the chapter's findings.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 from types import SimpleNamespace
@@ -55,6 +56,9 @@ def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
     ({"epochs": 3}, "epochs must be a non-empty list"),
     ({"fig3_epochs": [0, 1]}, "fig3_epochs must be a non-empty list"),
     ({"seeds": "0"}, "seeds must be"),
+    ({"robustness_eps": []}, "robustness_eps must be a non-empty list"),
+    ({"robustness_eps": [0.25, -1]}, "robustness_eps must be > 0"),
+    ({"robustness_images": 0}, "robustness_images must be an integer >= 1"),
 ])
 def test_bad_parameters_fail_with_a_clear_message(overrides, message):
     with pytest.raises(FlatnessError, match=message):
@@ -74,8 +78,9 @@ def test_smoke_plan_counts_kinds_and_dependencies():
     p = params(SMOKE)
     jobs = ch.jobs(StudySpec(SMOKE), p)
     kinds = [j.kind for j in jobs]
-    # 4 datasets, 4 Fig. 3 targets, 3 surrogates x 1 seed, 4 targets x 1 seed
-    assert kinds == ["dataset"] * 4 + ["train"] * 4 + ["transfer"] * 7
+    # 4 datasets, 4 Fig. 3 targets, 3 surrogates x 1 seed, 4 targets x 1 seed, and the
+    # robustness of the 3 surrogates
+    assert kinds == ["dataset"] * 4 + ["train"] * 4 + ["transfer"] * 7 + ["robustness"] * 3
     assert len({j.key() for j in jobs}) == len(jobs)
     assert [j.dataset for j in jobs[:4]] == ["d_r@smoke", "d_nr@smoke", "d_rand@smoke",
                                              "d_det@smoke"]
@@ -124,7 +129,7 @@ def test_only_the_datasets_in_use_are_built():
                target_eps={"d_rand": 1 / 255})
     jobs = ch.jobs(StudySpec(SMOKE), p)
     assert [j.dataset for j in jobs if j.kind == "dataset"] == ["d_rand@smoke"]
-    assert len(jobs) == 1 + 1 + 1 + 1
+    assert len(jobs) == 1 + 1 + 1 + 1 + 1  # dataset, target, fig. 2, fig. 3, robustness
 
 
 # -- the dataset job --------------------------------------------------------------------------
@@ -186,6 +191,12 @@ def test_summarize_synthetic_outputs():
                                                               {"test_acc": acc}]}
     for k in ch.KINDS:
         outputs[DatasetJob(f"{k}@smoke").key()] = {"kind": k, "images": 128}
+    robust = {"cifar10": ([0.05, 0.0], [0.07, 0.01]), "d_r": ([0.30, 0.1], [0.26, 0.08]),
+              "d_nr": ([0.0, 0.0], [0.01, 0.0])}
+    for d, per_seed in robust.items():
+        for seed, values in zip(p["seeds"], per_seed):
+            outputs[ch.robustness_job(SMOKE, p, d, seed).key()] = {
+                "n_images": 1000, "eps": [0.25, 0.5], "clean": 0.5, "robust": list(values)}
 
     data = ch.summarize(SimpleNamespace(scale=SMOKE), p, outputs)
     f = data["findings"]
@@ -205,3 +216,35 @@ def test_summarize_synthetic_outputs():
     assert data["towards_targets"]["d_rand"]["targets"] == ["x"]
     assert list(data["datasets"]) == list(ch.KINDS)
     assert data["decay_epochs"] == [1, 2] and data["target_arch"] == "resnet18@0.125"
+    assert data["robustness"]["d_r"]["robust_mean"] == pytest.approx([0.28, 0.09])
+    check = f["robustness"]
+    assert check["more_robust"] and check["gain"] == pytest.approx(0.22)
+    assert check["d_r"] == pytest.approx(0.28) and check["cifar10"] == pytest.approx(0.06)
+
+
+def test_robustness_check_needs_a_gain_above_the_spread():
+    def summary(values):
+        return ch.robustness_summary([{"n_images": 500, "eps": [0.25], "clean": 0.5,
+                                       "robust": [v]} for v in values])
+
+    close = ch.robustness_check({"cifar10": summary([0.10, 0.12]), "d_r": summary([0.12, 0.13])})
+    assert not close["more_robust"] and close["gain"] == pytest.approx(0.015)
+    # one seed: the spread is two binomial standard errors of the difference
+    one = ch.robustness_check({"cifar10": summary([0.10]), "d_r": summary([0.14])})
+    assert one["spread"] == pytest.approx(2 * math.sqrt(2 * 0.1 * 0.9 / 500))
+    assert one["more_robust"]
+    assert ch.robustness_check({"d_r": summary([0.2])}) is None
+
+
+def test_robustness_job_measures_clean_and_l2_accuracy(tmp_path, make_cifar_copy):
+    from flatness.study.jobs import RobustnessJob
+
+    model = dataclasses.replace(ch.surrogate_config(SMOKE, "cifar10", 0), epochs=1,
+                                decay_epochs=(), checkpoint_epochs=(), train_subset=None,
+                                eval_subset=None)
+    job = RobustnessJob(model, eps=(0.25, 2.0), steps=3, n_images=40)
+    spec = StudySpec.create(SMOKE, make_cifar_copy(tmp_path, counts=(6, 4)), "cpu")
+    out = job.run(spec.open())
+    assert out["n_images"] == 40 and out["eps"] == [0.25, 2.0]
+    assert 0 <= out["robust"][1] <= out["robust"][0] <= out["clean"] <= 1
+    assert job.deps(spec) == (TrainJob(job.model),)

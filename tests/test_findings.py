@@ -43,3 +43,25 @@ def test_missing_chapters_are_not_computed_and_the_table_lists_every_row():
     assert {r.status for r in rows if not r.chapter.startswith("2.")} == {NOT_COMPUTED}
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "**reproduced**" in table
+
+
+def robust_result(d_r: float, cifar: float, above: bool, more_robust: bool) -> Result:
+    es = {"helps": True, "best_epoch": 4, "gain": 0.05}
+    findings = {"surrogates": {"d_r": es}, "targets": {"d_rand": es},
+                "accuracy": {"margin": 0.013, "targets": {
+                    "d_rand": {"test_acc": 0.2, "above_chance": above},
+                    "d_r": {"test_acc": 0.5, "above_chance": True}}},
+                "robustness": {"eps": 0.25, "d_r": d_r, "cifar10": cifar,
+                               "gain": d_r - cifar, "spread": 0.03,
+                               "more_robust": more_robust}}
+    return Result(kind="chapter", scale="cpu", config={}, seeds=[0, 1],
+                  data={"findings": findings})
+
+
+def test_ilyas_checks_are_a_row_of_their_own():
+    rows = compare({"robust_features": robust_result(0.3, 0.1, True, True)})
+    main, check = (r for r in rows if r.chapter.startswith("1."))
+    assert main.status == REPRODUCED and check.status == REPRODUCED
+    assert "prerequisite" in check.chapter and "0.300 vs CIFAR-10 0.100" in check.ours
+    rows = compare({"robust_features": robust_result(0.1, 0.1, True, False)})
+    assert [r.status for r in rows if r.chapter.startswith("1.")][1] == PARTLY

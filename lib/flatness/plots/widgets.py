@@ -69,17 +69,18 @@ def _widget(name: str, values: list[Any]) -> Any:
 def live_widget(fig_factory: Callable[..., go.Figure], controls: Mapping[str, Sequence[Any]]):
     """An ipywidgets box: one control per parameter and an output redrawn by the factory."""
     import ipywidgets as w
-    from IPython.display import display
 
     checked = _check_controls(controls)
     inputs = {name: _widget(name, values) for name, values in checked.items()}
     out = w.Output()
 
     def redraw(_change: Any = None) -> None:
+        # set the Output widget's state directly rather than capturing a display() inside
+        # ``with out:``: headless executors (papermill/nbclient) route captured outputs through
+        # per-message hooks and sometimes never see the cell finish (jupyter/nbclient#312)
         fig = fig_factory(**{name: widget.value for name, widget in inputs.items()})
-        with out:
-            out.clear_output(wait=True)
-            display(mimebundle(fig), raw=True)
+        out.outputs = ({"output_type": "display_data", "data": mimebundle(fig),
+                        "metadata": {}},)
 
     for widget in inputs.values():
         widget.observe(redraw, names="value")

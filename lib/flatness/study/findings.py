@@ -41,7 +41,37 @@ def _pts(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f} pts"
 
 
-def robust_features(r: Result) -> Finding:
+def robust_features(r: Result) -> list[Finding]:
+    return [_early_stopping_on_features(r), *_ilyas_checks(r)]
+
+
+def _ilyas_checks(r: Result) -> list[Finding]:
+    """The datasets do what Ilyas et al. say (a prerequisite of chapter 1, not the paper's
+    own finding): D_rand/D_det models beat chance on CIFAR-10, D_R makes robust models."""
+    f = r.data["findings"]
+    parts, hits, total = [], 0, 0
+    for name, t in f["accuracy"]["targets"].items():
+        if name in ("d_rand", "d_det") and t["above_chance"] is not None:
+            total += 1
+            hits += bool(t["above_chance"])
+            parts.append(f"trained on {name}: CIFAR-10 test accuracy {t['test_acc']:.3f} "
+                         f"(chance 0.10 + {f['accuracy']['margin']:.3f})")
+    check = f.get("robustness")
+    if check is not None:
+        total += 1
+        hits += bool(check["more_robust"])
+        parts.append(f"L2 eps {check['eps']:g} accuracy of surrogates trained on D_R "
+                     f"{check['d_r']:.3f} vs CIFAR-10 {check['cifar10']:.3f} "
+                     f"({_pts(check['gain'])}, spread {100 * check['spread']:.1f})")
+    if not total:
+        return []
+    return [Finding("1. (prerequisite) Ilyas et al.'s datasets",
+                    "Not the paper's finding but its premise: models trained on D_rand/D_det "
+                    "beat chance on CIFAR-10; models trained on D_R resist small L2 attacks.",
+                    _status(hits, total), "; ".join(parts), r.scale)]
+
+
+def _early_stopping_on_features(r: Result) -> Finding:
     f = r.data["findings"]
     cases = {**{f"surrogate on {k}": v for k, v in f["surrogates"].items()},
              **{f"target on {k}": v for k, v in f["targets"].items()}}

@@ -294,6 +294,55 @@ class TransferJob(Job):
 
 
 @dataclass(frozen=True)
+class RobustnessJob(Job):
+    """Clean and white-box accuracy of a model's final checkpoint under L2 PGD (Madry et al.).
+
+    Ilyas et al.'s check of ``D_R``: a model trained on it should resist small L2 attacks
+    better than one trained on as many original images. ``n_images`` CIFAR-10 test images
+    (a seeded selection, the same for every model), PGD with a random start and step
+    ``2.5 eps / steps`` at each budget in ``eps``.
+    """
+
+    model: TrainConfig
+    eps: tuple[float, ...] = (0.25, 0.5)
+    steps: int = 20
+    n_images: int = 1000
+    kind: ClassVar[str] = "robustness"
+
+    @property
+    def label(self) -> str:
+        return f"robustness {self.model.dataset}/{self.model.arch} seed {self.model.seed}"
+
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
+        return (TrainJob(self.model),)
+
+    def compute(self, ctx: StudyContext) -> dict[str, Any]:
+        from flatness.attacks import attack
+
+        _, test = ctx.cifar10
+        test = test.subset(self.n_images, 0)
+        x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255).to(ctx.device)
+        y = torch.from_numpy(test.labels).to(ctx.device)
+        model = ctx.train(self.model).load_model(device=ctx.device).eval()
+        accuracy = []
+        for eps in self.eps:
+            generator = torch.Generator(device=ctx.device).manual_seed(0)
+            x_adv = attack(model, x, y, eps=eps, steps=self.steps,
+                           step_size=2.5 * eps / self.steps, norm="l2", random_start=True,
+                           generator=generator)
+            accuracy.append(_accuracy(model, x_adv, y))
+        return {"n_images": len(y), "eps": list(self.eps), "clean": _accuracy(model, x, y),
+                "robust": accuracy}
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in
+                  zip(x.split(500), y.split(500), strict=True))
+    return correct / len(y)
+
+
+@dataclass(frozen=True)
 class SharpnessJob(Job):
     """Largest Hessian eigenvalue and trace of a surrogate's checkpoints.
 

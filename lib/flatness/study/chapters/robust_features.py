@@ -41,7 +41,14 @@ from flatness.study.common import (
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
-from flatness.study.jobs import AttackSpec, DatasetJob, Job, TrainJob, TransferJob
+from flatness.study.jobs import (
+    AttackSpec,
+    DatasetJob,
+    Job,
+    RobustnessJob,
+    TrainJob,
+    TransferJob,
+)
 from flatness.training import TrainConfig
 
 CIFAR10 = "cifar10"
@@ -53,6 +60,9 @@ TARGET_DATASETS = KINDS
 TARGET_EPS = {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255}
 #: Smallest spread (success-rate points) a difference must exceed with a single seed.
 MIN_SPREAD = 0.01
+#: L2 budgets of the robustness check (Ilyas et al. Fig. 2 evaluate eps 0.25 and 0.5).
+ROBUSTNESS_EPS = (0.25, 0.5)
+ROBUSTNESS_STEPS = 20
 NUM_CLASSES = 10
 LABELS = {CIFAR10: "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
           "d_det": "D_det"}
@@ -85,10 +95,10 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "fig3_epochs": fig3,
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
+        # Ilyas et al.'s check of D_R: white-box L2 PGD accuracy of every surrogate
+        "robustness_eps": list(ROBUSTNESS_EPS),
+        "robustness_images": min(1000, scale.eval_subset or 1000),
     }
-
-
-
 
 
 def _positive(key: str, value: Any) -> None:
@@ -129,6 +139,15 @@ def validate(params: dict[str, Any]) -> None:
         raise FlatnessError(f"attack_steps must be an integer >= 1, got {steps!r}")
     _epoch_list(params, "epochs")
     _epoch_list(params, "fig3_epochs")
+    budgets = params["robustness_eps"]
+    if not isinstance(budgets, list) or not budgets:
+        raise FlatnessError(f"robustness_eps must be a non-empty list of L2 budgets, "
+                            f"got {budgets!r}")
+    for eps in budgets:
+        _positive("robustness_eps", eps)
+    n = params["robustness_images"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise FlatnessError(f"robustness_images must be an integer >= 1, got {n!r}")
 
 
 def _check_epochs(scale: Scale, params: dict[str, Any]) -> None:
@@ -172,6 +191,14 @@ def fig3_job(scale: Scale, params: dict[str, Any], target: str, seed: int) -> Tr
                        target_specs=(scale.surrogate,))
 
 
+def robustness_job(scale: Scale, params: dict[str, Any], dataset: str, seed: int
+                   ) -> RobustnessJob:
+    """White-box L2 robustness of the surrogate trained on ``dataset`` (final epoch)."""
+    return RobustnessJob(surrogate_config(scale, dataset, seed),
+                         eps=tuple(float(e) for e in params["robustness_eps"]),
+                         steps=ROBUSTNESS_STEPS, n_images=int(params["robustness_images"]))
+
+
 def target_job(scale: Scale, target: str) -> TrainJob:
     """The Fig. 3 target trained on ``target`` (its final natural accuracy is reported)."""
     from flatness.attacks.zoo import target_configs
@@ -195,6 +222,8 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
         *(fig2_job(scale, params, d, s) for d in params["surrogate_datasets"]
           for s in params["seeds"]),
         *(fig3_job(scale, params, t, s) for t in params["target_datasets"]
+          for s in params["seeds"]),
+        *(robustness_job(scale, params, d, s) for d in params["surrogate_datasets"]
           for s in params["seeds"]),
     ]
 
@@ -235,6 +264,34 @@ def _curves(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def robustness_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Clean and L2-robust accuracy of one training set's surrogates, over seeds."""
+    robust = seed_stats([r["robust"] for r in per_seed])
+    clean = seed_stats([[r["clean"]] for r in per_seed])
+    return {"eps": per_seed[0]["eps"], "n_images": per_seed[0]["n_images"],
+            "clean_mean": clean["mean"][0], "clean_std": clean["std"][0],
+            "robust_mean": robust["mean"], "robust_std": robust["std"],
+            "robust": [r["robust"] for r in per_seed]}
+
+
+def robustness_check(robustness: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Ilyas et al.'s check: D_R-trained surrogates beat CIFAR-10-trained ones under the
+    smallest L2 budget, by more than the spread (2 std of the seed-paired differences, or
+    two binomial standard errors of the accuracy with one seed)."""
+    if "d_r" not in robustness or CIFAR10 not in robustness:
+        return None
+    d_r, cifar = robustness["d_r"], robustness[CIFAR10]
+    diffs = np.asarray([a[0] - b[0] for a, b in zip(d_r["robust"], cifar["robust"],
+                                                      strict=True)])
+    gain = float(diffs.mean())
+    p = min(max(cifar["robust_mean"][0], 0.05), 0.95)
+    binomial = 2 * math.sqrt(2 * p * (1 - p) / d_r["n_images"])
+    spread = max(2 * float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0, binomial)
+    return {"eps": d_r["eps"][0], "d_r": d_r["robust_mean"][0],
+            "cifar10": cifar["robust_mean"][0], "gain": gain, "spread": spread,
+            "more_robust": bool(gain > spread)}
+
+
 def chance_margin(n_eval: int) -> float:
     """Two binomial standard errors of a chance-level accuracy on ``n_eval`` images."""
     p = 1 / NUM_CLASSES
@@ -264,8 +321,13 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
     datasets = {k: outputs[DatasetJob(dataset_name(k, scale)).key()]
                 for k in used_datasets(params)}
 
+    robustness = {d: robustness_summary([outputs[robustness_job(scale, params, d, s).key()]
+                                         for s in seeds])
+                  for d in params["surrogate_datasets"]}
+
     findings = {
         "surrogates": {d: s["early_stopping"] for d, s in surrogates.items()},
+        "robustness": robustness_check(robustness),
         "targets": {t: s["early_stopping"] for t, s in towards.items()},
         "accuracy": {"chance": 1 / NUM_CLASSES, "margin": margin, "n_eval": n_eval,
                      "targets": target_acc},
@@ -277,6 +339,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         "surrogate_accuracy": {d: {"mean": s["test_acc_mean"][-1]} for d, s in
                                surrogates.items()},
         "datasets": datasets,
+        "robustness": robustness,
         "decay_epochs": list(scale.decay_epochs),
         "epochs": scale.epochs,
         "findings": findings,
