@@ -103,6 +103,31 @@ def test_finished_run_is_reused_without_training(shared_cifar, tmp_path, monkeyp
     assert again.dir == first.dir
 
 
+def test_concurrent_trainers_of_one_run_train_it_once(shared_cifar, tmp_path):
+    """A second process (here: threads) waits on the run's lock, then reuses the run."""
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    config = smoke_config(epochs=1, checkpoint_epochs=())
+    from flatness.data import load_dataset
+
+    run_dir = tmp_path / config.run_name(load_dataset("cifar10", shared_cifar)[0].source)
+    done: list[Run] = []
+    workers = [threading.Thread(target=lambda: done.append(
+        train(config, data=shared_cifar, out=tmp_path, device="cpu"))) for _ in range(2)]
+    with FileLock(str(run_dir) + ".lock"):  # someone else is training this run
+        for worker in workers:
+            worker.start()
+        time.sleep(1.0)
+        assert all(w.is_alive() for w in workers) and not (run_dir / "metrics.jsonl").exists()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert len(done) == 2 and all(r.is_complete and r.dir == run_dir for r in done)
+    assert [m["epoch"] for m in done[0].metrics()] == [1]  # trained once, not twice
+
+
 def test_divergence_stops_with_a_recorded_message(shared_cifar, tmp_path):
     config = smoke_config(epochs=2, lr=1e12, weight_decay=0.0, checkpoint_epochs=())
     with pytest.raises(FlatnessError, match="diverged"):

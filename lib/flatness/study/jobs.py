@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from filelock import FileLock
 
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
@@ -51,10 +52,13 @@ class Job:
         path = self.output_path(ctx)
         if path.is_file():
             return json.loads(path.read_text())
-        start = time.perf_counter()
-        output = self.compute(ctx)
-        output["wall_time_s"] = round(time.perf_counter() - start, 3)
-        write_json(path, output)
+        with FileLock(str(path) + ".lock"):  # another process may be computing it
+            if path.is_file():
+                return json.loads(path.read_text())
+            start = time.perf_counter()
+            output = self.compute(ctx)
+            output["wall_time_s"] = round(time.perf_counter() - start, 3)
+            write_json(path, output)
         return output
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:

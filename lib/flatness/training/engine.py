@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -52,17 +53,22 @@ def train(
     _check_names(config)  # fail fast, before any data is decoded
     train_set, test_set = load_dataset(config.dataset, data)
     run = Run(runs_root(out) / config.run_name(train_set.source))
-    status = run.status
-    if status.get("status") == "complete":
+    if run.status.get("status") == "complete":
         return run
-    if status.get("status") == "diverged":
-        raise FlatnessError(f"run {run.dir} diverged earlier: {status.get('message')}")
+    # processes sharing a cache (Ray tasks, two terminals) train each run once: the second
+    # waits here, then finds the run complete (or resumes it where the first stopped)
+    with FileLock(str(run.dir) + ".lock"):
+        status = run.status
+        if status.get("status") == "complete":
+            return run
+        if status.get("status") == "diverged":
+            raise FlatnessError(f"run {run.dir} diverged earlier: {status.get('message')}")
 
-    dev = resolve_device(device)
-    train_set = train_set.subset(config.train_subset, config.subset_seed)
-    eval_set = test_set.subset(config.eval_subset, 0)
-    trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile)
-    return trainer.fit(until_epoch=until_epoch, progress=progress)
+        dev = resolve_device(device)
+        train_set = train_set.subset(config.train_subset, config.subset_seed)
+        eval_set = test_set.subset(config.eval_subset, 0)
+        trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile)
+        return trainer.fit(until_epoch=until_epoch, progress=progress)
 
 
 class _Trainer:
