@@ -218,22 +218,29 @@ def test_summarize_synthetic_outputs():
     assert data["decay_epochs"] == [1, 2] and data["target_arch"] == "resnet18@0.125"
     assert data["robustness"]["d_r"]["robust_mean"] == pytest.approx([0.28, 0.09])
     check = f["robustness"]
-    assert check["more_robust"] and check["gain"] == pytest.approx(0.22)
-    assert check["d_r"] == pytest.approx(0.28) and check["cifar10"] == pytest.approx(0.06)
+    small, large = check["per_eps"]
+    assert small["more_robust"] and small["gain"] == pytest.approx(0.22)
+    assert small["d_r"] == pytest.approx(0.28) and small["cifar10"] == pytest.approx(0.06)
+    assert large["gain"] == pytest.approx(0.085) and check["clean"]["d_r"] == 0.5
+    assert check["more_robust"] == large["more_robust"] and not check["partly"]
 
 
-def test_robustness_check_needs_a_gain_above_the_spread():
+def test_robustness_check_needs_a_gain_above_the_spread_at_every_budget():
     def summary(values):
-        return ch.robustness_summary([{"n_images": 500, "eps": [0.25], "clean": 0.5,
-                                       "robust": [v]} for v in values])
+        return ch.robustness_summary([{"n_images": 500, "eps": [0.25, 0.5], "clean": 0.5,
+                                       "robust": list(v)} for v in values])
 
-    close = ch.robustness_check({"cifar10": summary([0.10, 0.12]), "d_r": summary([0.12, 0.13])})
+    check = ch.robustness_check({"cifar10": summary([(0.10, 0.02), (0.12, 0.03)]),
+                                 "d_r": summary([(0.12, 0.2), (0.13, 0.21)])})
+    close, far = check["per_eps"]
     assert not close["more_robust"] and close["gain"] == pytest.approx(0.015)
+    assert far["more_robust"] and check["partly"] and not check["more_robust"]
     # one seed: the spread is two binomial standard errors of the difference
-    one = ch.robustness_check({"cifar10": summary([0.10]), "d_r": summary([0.14])})
-    assert one["spread"] == pytest.approx(2 * math.sqrt(2 * 0.1 * 0.9 / 500))
+    one = ch.robustness_check({"cifar10": summary([(0.10, 0.05)]),
+                               "d_r": summary([(0.14, 0.1)])})
+    assert one["per_eps"][0]["spread"] == pytest.approx(2 * math.sqrt(2 * 0.1 * 0.9 / 500))
     assert one["more_robust"]
-    assert ch.robustness_check({"d_r": summary([0.2])}) is None
+    assert ch.robustness_check({"d_r": summary([(0.2, 0.1)])}) is None
 
 
 def test_robustness_job_measures_clean_and_l2_accuracy(tmp_path, make_cifar_copy):

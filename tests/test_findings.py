@@ -51,9 +51,9 @@ def robust_result(d_r: float, cifar: float, above: bool, more_robust: bool) -> R
                 "accuracy": {"margin": 0.013, "targets": {
                     "d_rand": {"test_acc": 0.2, "above_chance": above},
                     "d_r": {"test_acc": 0.5, "above_chance": True}}},
-                "robustness": {"eps": 0.25, "d_r": d_r, "cifar10": cifar,
-                               "gain": d_r - cifar, "spread": 0.03,
-                               "more_robust": more_robust}}
+                "robustness": {"per_eps": [{"eps": 0.25, "d_r": d_r, "cifar10": cifar,
+                                            "gain": d_r - cifar, "spread": 0.03,
+                                            "more_robust": more_robust}]}}
     return Result(kind="chapter", scale="cpu", config={}, seeds=[0, 1],
                   data={"findings": findings})
 

@@ -57,12 +57,12 @@ def _ilyas_checks(r: Result) -> list[Finding]:
             parts.append(f"trained on {name}: CIFAR-10 test accuracy {t['test_acc']:.3f} "
                          f"(chance 0.10 + {f['accuracy']['margin']:.3f})")
     check = f.get("robustness")
-    if check is not None:
+    for b in (check or {}).get("per_eps", []):
         total += 1
-        hits += bool(check["more_robust"])
-        parts.append(f"L2 eps {check['eps']:g} accuracy of surrogates trained on D_R "
-                     f"{check['d_r']:.3f} vs CIFAR-10 {check['cifar10']:.3f} "
-                     f"({_pts(check['gain'])}, spread {100 * check['spread']:.1f})")
+        hits += bool(b["more_robust"])
+        parts.append(f"L2 eps {b['eps']:g} accuracy of surrogates trained on D_R "
+                     f"{b['d_r']:.3f} vs CIFAR-10 {b['cifar10']:.3f} "
+                     f"({_pts(b['gain'])}, spread {100 * b['spread']:.1f})")
     if not total:
         return []
     return [Finding("1. (prerequisite) Ilyas et al.'s datasets",
