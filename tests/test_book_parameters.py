@@ -36,3 +36,16 @@ def test_valid_parameters_are_cleaned() -> None:
 def test_bad_parameters_raise_clear_errors(params, message) -> None:
     with pytest.raises(FlatnessError, match=message):
         check_parameters(**params)
+
+
+def test_every_chapter_defaults_to_its_committed_results() -> None:
+    """``scale="auto"``: a reader of the book sees the committed results, not smoke numbers."""
+    from pathlib import Path
+
+    import papermill
+
+    notebooks = sorted(Path(__file__).parents[1].joinpath("notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 6
+    for notebook in notebooks:
+        declared = papermill.inspect_notebook(str(notebook))
+        assert declared["scale"]["default"] == '"auto"', notebook.name
