@@ -580,7 +580,7 @@ def sharpness_figure(data: dict[str, Any]):
                            col=1)
     base.update_xaxes(title_text="epoch", row=3, col=1)
     base.update_layout(height=720, hovermode="x unified",
-                       title="Sharpness drops when the learning rate decays")
+                       title="Sharpness and transferability over training (dotted: decays)")
 
     def frame(source: dict[str, Any]) -> list[Any]:
         traces = []
