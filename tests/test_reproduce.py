@@ -99,3 +99,30 @@ def test_committed_result_serves_default_requests_and_matching_explicit_ones(
     monkeypatch.setattr("flatness.study.chapter.run_jobs", computed)
     with pytest.raises(RuntimeError, match="recomputed"):  # an explicit, different seed list
         chapter_result(LR_DECAY, "cpu", {"seeds": [5]}, data=shared_cifar, device="cpu")
+
+
+def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, monkeypatch):
+    from flatness.io import to_jsonable
+    from flatness.results import write_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import (
+        RESULT_KIND,
+        committed_path,
+        committed_result,
+        resolve_scale,
+    )
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    cpu = get_scale("cpu")
+
+    def commit(scale):
+        write_result(committed_path("lr_decay", "cpu"), Result(
+            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
+                "chapter": "lr_decay", "params": {}, "scale": to_jsonable(scale.to_dict())}))
+
+    commit(cpu)
+    assert committed_result("lr_decay", cpu).data == {"marker": 1}
+    assert resolve_scale("lr_decay", "auto") == "cpu"
+    commit(cpu.replace(epochs=cpu.epochs + 1))  # the cpu scale was retuned since
+    assert committed_result("lr_decay", cpu) is None
+    assert resolve_scale("lr_decay", "auto") == "smoke"

@@ -21,7 +21,7 @@ from flatness.io import to_jsonable
 from flatness.paths import cache_subdir, repo_root
 from flatness.provenance import code_commit, provenance
 from flatness.results import Result, read_result, write_result
-from flatness.scales import Scale
+from flatness.scales import Scale, get_scale
 from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.study.executors import closure, run_jobs
 from flatness.study.jobs import Job
@@ -67,12 +67,28 @@ def committed_path(chapter: str, scale: str) -> Path:
 PUBLISHED_SCALES = ("paper", "gpu", "cpu")
 
 
+def committed_result(chapter: str, scale: Scale) -> Result | None:
+    """The committed result of ``chapter`` at ``scale``, if one was computed with the scale's
+    current definition (a result from an older definition of the scale is not served)."""
+    path = committed_path(chapter, scale.name)
+    if not path.is_file():
+        return None
+    result = read_result(path, kind=RESULT_KIND)
+    if result.config.get("chapter") != chapter:
+        return None
+    stored = result.config.get("scale")
+    if stored is not None and stored != to_jsonable(scale.to_dict()):
+        return None
+    return result
+
+
 def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
-    """``"auto"``: the largest scale with a committed result for ``chapter``, else smoke."""
+    """``"auto"``: the largest scale with a committed result for ``chapter`` computed with that
+    scale's current definition, else smoke."""
     if scale != "auto":
         return scale
     for name in PUBLISHED_SCALES:
-        if committed_path(chapter, name).is_file():
+        if committed_result(chapter, get_scale(name)) is not None:
             return name
     return "smoke"
 
@@ -93,9 +109,9 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     explicit = to_jsonable({k: v for k, v in (params or {}).items() if v is not None})
     params = chapter.parameters(spec.scale, params)
     committed = committed_path(chapter.name, spec.scale.name)
-    if not recompute and committed.is_file():
-        result = read_result(committed, kind=RESULT_KIND)
-        if result.config.get("chapter") == chapter.name and _matches(result, explicit):
+    if not recompute:
+        result = committed_result(chapter.name, spec.scale)
+        if result is not None and _matches(result, explicit):
             return result
     ctx = spec.open()
     # the code commit is part of the key: a changed summary is recomputed (its jobs are cached)
