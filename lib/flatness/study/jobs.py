@@ -321,29 +321,27 @@ class RobustnessJob(Job):
         return (TrainJob(self.model),)
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
-        from flatness.attacks import attack
+        from flatness.attacks import attack, predict
+        from flatness.attacks.zoo import to_tensor
 
         _, test = ctx.cifar10
         test = test.subset(self.n_images, 0)
-        x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255).to(ctx.device)
-        y = torch.from_numpy(test.labels).to(ctx.device)
-        model = ctx.train(self.model).load_model(device=ctx.device).eval()
-        accuracy = []
+        x = to_tensor(test.images).to(ctx.device)
+        y = torch.from_numpy(test.labels)
+        model = ctx.train(self.model).load_model(device=ctx.device)
+
+        def accuracy(images: torch.Tensor) -> float:
+            return int((predict(model, images)[0] == y).sum()) / len(y)
+
+        robust = []
         for eps in self.eps:
             generator = torch.Generator(device=ctx.device).manual_seed(0)
-            x_adv = attack(model, x, y, eps=eps, steps=self.steps,
+            x_adv = attack(model, x, y.to(ctx.device), eps=eps, steps=self.steps,
                            step_size=2.5 * eps / self.steps, norm="l2", random_start=True,
                            generator=generator)
-            accuracy.append(_accuracy(model, x_adv, y))
-        return {"n_images": len(y), "eps": list(self.eps), "clean": _accuracy(model, x, y),
-                "robust": accuracy}
-
-
-@torch.no_grad()
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in
-                  zip(x.split(500), y.split(500), strict=True))
-    return correct / len(y)
+            robust.append(accuracy(x_adv))
+        return {"n_images": len(y), "eps": list(self.eps), "clean": accuracy(x),
+                "robust": robust}
 
 
 @dataclass(frozen=True)
