@@ -22,6 +22,7 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
+    check_names,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
@@ -104,15 +105,10 @@ def validate(params: dict[str, Any]) -> None:
 
     check_seeds(params)
     names = params["minimizers"]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list) or not names:
         raise FlatnessError(f"minimizers must be a non-empty list of names among: "
                             f"{', '.join(MINIMIZERS)}")
-    unknown = [n for n in names if n not in MINIMIZERS]
-    if unknown:
-        raise FlatnessError(f"unknown minimizer {', '.join(map(repr, unknown))}; "
-                            f"choose among: {', '.join(MINIMIZERS)}")
-    if len(set(names)) != len(names):
-        raise FlatnessError(f"minimizers lists a name twice: {names!r}")
+    check_names(params, "minimizers", tuple(MINIMIZERS), what="minimizer")
     rhos = params["rhos"]
     if not isinstance(rhos, dict):
         raise FlatnessError(f"rhos must map a minimizer to a list of rho, got {rhos!r}")
