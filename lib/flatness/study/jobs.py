@@ -100,6 +100,14 @@ class DatasetJob(Job):
     dataset: str
     kind: ClassVar[str] = "dataset"
 
+    def key(self) -> str:
+        """Keyed by the named scale's whole definition, not only the name: a retuned scale
+        builds other datasets (the artifacts themselves are keyed by their parameters)."""
+        from flatness.scales import get_scale
+
+        scale = get_scale(self.dataset.partition("@")[2] or "smoke")
+        return f"{self.kind}-{short_hash({'dataset': self.dataset, 'scale': scale.to_dict()})}"
+
     @property
     def label(self) -> str:
         return f"dataset {self.dataset}"

@@ -51,15 +51,14 @@ ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 #: step, 20 min per run on 2 cores) is left to the gpu scale.
 RHOS: dict[str, dict[str, list[float]]] = {
     "smoke": {"sam": [0.05, 0.3]},
-    "cpu": {"sam": [0.05, 0.15], "asam": [1.5], "gsam": [0.15], "looksam": [0.15],
-            "sagm": [0.15]},
+    "cpu": {"sam": [0.05, 0.15], "asam": [1.5]},
     "gpu": {"sam": [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], "asam": [0.5, 1.0, 2.0, 5.0],
             "gsam": [0.05, 0.3], "looksam": [0.05, 0.3], "gam": [0.2, 1.0],
             "sagm": [0.05, 0.3]},
 }
 RHOS["paper"] = RHOS["gpu"]
 MINIMIZERS_AT = {"smoke": ["sgd", "sam", "swa"],
-                 "cpu": ["sgd", "sam", "asam", "gsam", "looksam", "sagm", "swa"]}
+                 "cpu": ["sgd", "sam", "asam", "swa"]}
 
 
 def has_rho(name: str) -> bool:
