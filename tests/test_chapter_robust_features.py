@@ -35,8 +35,10 @@ def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
         {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255})
     assert cpu["surrogate_datasets"] == ["cifar10", "d_r", "d_nr"]
     assert cpu["target_datasets"] == ["d_r", "d_nr", "d_rand", "d_det"]
-    assert cpu["epochs"] == list(range(2, 31, 2))  # every checkpoint, as chapter 2
-    assert cpu["fig3_epochs"] == [2, 6, 10, 14, 18, 22, 26, 30]  # every other, final kept
+    every, last = CPU.checkpoint_every, CPU.epochs
+    assert cpu["epochs"] == list(range(every, last + 1, every))  # every checkpoint, as ch. 2
+    assert cpu["fig3_epochs"] == cpu["epochs"][::-1][::2][::-1]  # every other, final kept
+    assert cpu["fig3_epochs"][-1] == last
     assert paper["fig3_epochs"] == paper["epochs"] == list(range(1, 151))
 
 
@@ -68,9 +70,10 @@ def test_bad_parameters_fail_with_a_clear_message(overrides, message):
 def test_unknown_parameter_names_and_unsaved_checkpoints_are_errors():
     with pytest.raises(FlatnessError, match="no parameter rho"):
         params(SMOKE, rho=0.1)
-    p = params(CPU, epochs=[3, 4])  # cpu keeps every other epoch only
+    every_other = get_scale("cpu", checkpoint_every=2)  # keeps every other epoch only
+    p = params(every_other, epochs=[3, 4])
     with pytest.raises(FlatnessError, match=r"epochs \[3\] are not saved checkpoints"):
-        ch.jobs(StudySpec(CPU), p)
+        ch.jobs(StudySpec(every_other), p)
 
 
 # -- job planning -----------------------------------------------------------------------------
@@ -103,7 +106,7 @@ def test_smoke_plan_counts_kinds_and_dependencies():
 def test_derived_runs_use_the_whole_derived_set_with_the_scale_recipe():
     config = ch.surrogate_config(CPU, "d_nr", 1)
     assert config.dataset == "d_nr@cpu" and config.train_subset is None
-    assert (config.epochs, config.decay_epochs, config.seed) == (30, (10, 20), 1)
+    assert (config.epochs, config.decay_epochs, config.seed) == (CPU.epochs, CPU.decay_epochs, 1)
     (target,) = [j for j in ch.jobs(StudySpec(CPU), params(CPU, target_datasets=["d_det"]))
                  if j.kind == "train"]
     assert target.config.dataset == "d_det@cpu" and target.config.train_subset is None

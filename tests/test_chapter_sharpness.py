@@ -28,10 +28,16 @@ def params(scale=SMOKE, **overrides):
 
 
 # -- parameters -------------------------------------------------------------------------------
+# a fixed shape (cpu's recipe with 30 epochs, decays after 10 and 20, checkpoints every 2), so
+# that the expected epochs below do not move when the cpu scale is retuned
+SHAPE = get_scale("cpu", epochs=30, decay_epochs="10,20", checkpoint_every=2)
+
+
 def test_cpu_defaults_plan_the_early_stopped_model_after_the_first_decay():
-    p = params(CPU)
+    p = params(SHAPE)
     assert p["early_epoch"] == 12  # first decay (10) + 30 // 15
     assert p["landscape_epochs"] == [10, 12, 22, 30]  # before, early, after 2nd decay, final
+    p = params(CPU)
     assert p["lsam_rho"] == complementarity.LSAM_RHO["cpu"]
     assert p["rhos"] == [0.05, p["lsam_rho"]]
     assert p["lsam_rho"] in minimizers.RHOS["cpu"]["sam"]  # the SAM runs of chapter 4
@@ -77,9 +83,11 @@ def test_epochs_without_a_checkpoint_are_refused_at_planning():
 
 # -- job planning -----------------------------------------------------------------------------
 def test_sharpness_epochs_keep_every_decay_window():
-    # cpu checkpoints every 2 epochs: decays after 10 and 20, "a few" = 2 epochs
-    assert CPU.checkpoint_every == 2
-    assert ch.sharpness_epochs(CPU, 4) == [4, 8, 10, 12, 16, 20, 22, 24, 28, 30]
+    # checkpoints every 2 epochs: decays after 10 and 20, "a few" = 2 epochs
+    assert ch.sharpness_epochs(SHAPE, 4) == [4, 8, 10, 12, 16, 20, 22, 24, 28, 30]
+    epochs = ch.sharpness_epochs(CPU, 4)
+    for decay in CPU.decay_epochs:  # the checkpoints on both sides of each decay
+        assert decay in epochs and decay + CPU.checkpoint_every in epochs
     assert ch.sharpness_epochs(SMOKE, 1) == [1, 2, 3]
 
 

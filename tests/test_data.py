@@ -21,6 +21,7 @@ from flatness.data import (
     DeviceDataset,
     augment_batch,
     imagefolder,
+    images_to_tensor,
     known_datasets,
     load_cifar10,
     load_dataset,
@@ -452,3 +453,13 @@ def test_shared_offline_copy(shared_cifar):
     assert np.bincount(test.labels).tolist() == [1000] * 10
     mean = train.images.reshape(-1, 3).mean(0) / 255
     np.testing.assert_allclose(mean, (0.4913, 0.4821, 0.4465), atol=1e-3)
+
+
+def test_images_to_tensor_is_channels_first_in_unit_range():
+    images = np.random.default_rng(0).integers(0, 256, (3, 4, 5, 3), dtype=np.uint8)
+    x = images_to_tensor(images[:, ::-1])  # a non-contiguous view converts too
+    assert x.shape == (3, 3, 4, 5) and x.dtype == torch.float32
+    expected = torch.from_numpy(images[:, ::-1].copy()).permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(x, expected)
+    assert x.min() >= 0 and x.max() <= 1
+    torch.testing.assert_close(images_to_tensor(images, "cpu"), images_to_tensor(images))

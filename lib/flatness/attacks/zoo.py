@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
 from flatness.scales import ModelSpec, Scale
@@ -65,6 +63,3 @@ def load_targets(scale: Scale, device: Any = None, data: str | os.PathLike | Non
     return Targets(names, models, dirs)
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)

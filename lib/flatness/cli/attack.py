@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         select_correct,
         success_rates,
     )
-    from flatness.attacks.zoo import load_targets, to_tensor
-    from flatness.data import load_dataset
+    from flatness.attacks.zoo import load_targets
+    from flatness.data import images_to_tensor, load_dataset
     from flatness.device import resolve_device
     from flatness.training import Run
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if not targets.models:
         raise FlatnessError(f"scale {scale.name!r} has no targets; set some with --set targets=")
     _, test = load_dataset("cifar10", args.data)
-    x_all, y_all = to_tensor(test.images), torch.from_numpy(test.labels)
+    x_all, y_all = images_to_tensor(test.images), torch.from_numpy(test.labels)
     check_class_counts({"surrogates": surrogates, "targets": targets.models}, x_all[:1])
     idx = select_correct(targets.models, x_all, y_all, n, args.selection_seed,
                          batch_size=args.batch_size)

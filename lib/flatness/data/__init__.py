@@ -5,7 +5,7 @@
 - :func:`augment_batch`: random crop (4-pixel padding) and flip in batched tensor ops.
 """
 
-from flatness.data.arrays import CIFAR10_CLASSES, ArrayDataset
+from flatness.data.arrays import CIFAR10_CLASSES, ArrayDataset, images_to_tensor
 from flatness.data.augment import augment_batch
 from flatness.data.cifar10 import load_cifar10
 from flatness.data.device import DeviceDataset
@@ -14,6 +14,7 @@ from flatness.data.registry import known_datasets, load_dataset, register_datase
 __all__ = [
     "CIFAR10_CLASSES",
     "ArrayDataset",
+    "images_to_tensor",
     "DeviceDataset",
     "augment_batch",
     "known_datasets",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flatness.data import ArrayDataset, load_cifar10
+from flatness.data import ArrayDataset, images_to_tensor, load_cifar10
 from flatness.device import resolve_device
 from flatness.provenance import provenance
 from flatness.robust import construct
@@ -90,7 +90,7 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     model_time = time.perf_counter() - started
     model = run.load_model(device=dev)
     subset = train_set.subset(params.size, params.seed)
-    x = torch.from_numpy(subset.images).to(dev).permute(0, 3, 1, 2).float().div_(255)
+    x = images_to_tensor(subset.images, dev)
     y = torch.from_numpy(subset.labels).to(dev)
     generator = torch.Generator().manual_seed(params.seed)
 
@@ -112,7 +112,7 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     labels_np = labels.cpu().numpy()
     seconds = time.perf_counter() - started
     if kind in INVERSION_KINDS:  # how well the representations match (start vs end), honestly
-        end = torch.from_numpy(quantised).to(dev).permute(0, 3, 1, 2).float().div_(255)
+        end = images_to_tensor(quantised, dev)
         before = construct.representation_distance(model, x0, x, params.chunk)
         after = construct.representation_distance(model, end, x, params.chunk)
         extra["representation_distance"] = {"start_mean": float(before.mean()),

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flatness.data import load_dataset
+from flatness.data import images_to_tensor, load_dataset
 from flatness.device import resolve_device
 from flatness.io import write_json
 from flatness.paths import cache_subdir
@@ -124,11 +124,11 @@ class StudyContext:
         if path.is_file():
             indices = torch.tensor(json.loads(path.read_text())["indices"], dtype=torch.long)
         else:
-            x_all = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255)
+            x_all = images_to_tensor(test.images)
             y_all = torch.from_numpy(test.labels)
             available = min(n, len(y_all))
             indices = select_correct(models, x_all, y_all, available, seed)
             write_json(path, {"indices": indices.tolist(), "targets": names, "runs": runs})
-        x = torch.from_numpy(test.images[indices.numpy()]).permute(0, 3, 1, 2).float().div(255)
+        x = images_to_tensor(test.images[indices.numpy()])
         y = torch.from_numpy(test.labels[indices.numpy()])
         return x.contiguous(), y

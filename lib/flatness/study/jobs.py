@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from filelock import FileLock
 
+from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
 from flatness.scales import ModelSpec
@@ -330,11 +331,10 @@ class RobustnessJob(Job):
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         from flatness.attacks import attack, predict
-        from flatness.attacks.zoo import to_tensor
 
         _, test = ctx.cifar10
         test = test.subset(self.n_images, 0)
-        x = to_tensor(test.images).to(ctx.device)
+        x = images_to_tensor(test.images, ctx.device)
         y = torch.from_numpy(test.labels)
         model = ctx.train(self.model).load_model(device=ctx.device)
 
@@ -428,8 +428,8 @@ class LandscapeJob(Job):
         subset = train_set.subset(self.model.train_subset, self.model.subset_seed)
         subset = subset.subset(min(self.n_images, len(subset)), 0)
         test = test_set.subset(min(self.n_images, len(test_set)), 0)
-        images = torch.from_numpy(subset.images).permute(0, 3, 1, 2).float().div(255)
-        test_images = torch.from_numpy(test.images).permute(0, 3, 1, 2).float().div(255)
+        images = images_to_tensor(subset.images)
+        test_images = images_to_tensor(test.images)
         common = dict(test_images=test_images, test_labels=torch.from_numpy(test.labels),
                       device=ctx.device, scale=ctx.scale.name)
         labels = torch.from_numpy(subset.labels)
