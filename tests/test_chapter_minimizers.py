@@ -31,15 +31,14 @@ def test_smoke_defaults_are_small_and_cpu_covers_the_papers_comparison():
     from flatness.minimizers import MINIMIZERS
 
     # cpu: the paper's comparison (SGD, SAM and l-SAM, ASAM) and SWA within the 2-core budget
-    assert {"sgd", "sam", "asam", "swa"} <= set(cpu["minimizers"]) <= set(MINIMIZERS) - {"gam"}
+    assert set(cpu["minimizers"]) == {"sgd", "sam", "asam", "swa"}
+    assert set(cpu["rhos"]) == {"sam", "asam"}  # every minimizer with a rho, and no other
     assert set(params(GPU)["minimizers"]) == set(MINIMIZERS)
     assert len(cpu["seeds"]) >= 2
     # ASAM's adaptive rho lives on a scale about ten times SAM's
     assert max(cpu["rhos"]["asam"]) >= 5 * max(cpu["rhos"]["sam"])
-    # SAM and l-SAM; the others run their large variant (rho at SAM's largest or above)
+    # SAM and l-SAM
     assert len(cpu["rhos"]["sam"]) >= 2
-    for name in set(cpu["rhos"]) & {"gsam", "looksam", "sagm"}:
-        assert max(cpu["rhos"][name]) >= max(cpu["rhos"]["sam"]), name
     # the cpu grid avoids the rho the probe found crippling (0.3) for the small surrogate
     assert max(cpu["rhos"]["sam"]) < 0.3
 

@@ -37,8 +37,10 @@ def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
     assert cpu["target_datasets"] == ["d_r", "d_nr", "d_rand", "d_det"]
     every, last = CPU.checkpoint_every, CPU.epochs
     assert cpu["epochs"] == list(range(every, last + 1, every))  # every checkpoint, as ch. 2
-    assert cpu["fig3_epochs"] == cpu["epochs"][::-1][::2][::-1]  # every other, final kept
     assert cpu["fig3_epochs"][-1] == last
+    # every other checkpoint, the final one kept (a fixed shape: 30 epochs, checkpoints every 2)
+    shape = params(get_scale("cpu", epochs=30, decay_epochs="10,20", checkpoint_every=2))
+    assert shape["fig3_epochs"] == [2, 6, 10, 14, 18, 22, 26, 30]
     assert paper["fig3_epochs"] == paper["epochs"] == list(range(1, 151))
 
 

@@ -24,7 +24,7 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
-from flatness.scales import ModelSpec
+from flatness.scales import ModelSpec, Scale, get_scale
 from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.training import TrainConfig
 
@@ -101,12 +101,15 @@ class DatasetJob(Job):
     dataset: str
     kind: ClassVar[str] = "dataset"
 
+    def kind_and_scale(self) -> tuple[str, Scale]:
+        """``"d_r@cpu"`` -> ``("d_r", the cpu scale)`` (a name without a scale means smoke)."""
+        kind, _, scale_name = self.dataset.partition("@")
+        return kind, get_scale(scale_name or "smoke")
+
     def key(self) -> str:
         """Keyed by the named scale's whole definition, not only the name: a retuned scale
         builds other datasets (the artifacts themselves are keyed by their parameters)."""
-        from flatness.scales import get_scale
-
-        scale = get_scale(self.dataset.partition("@")[2] or "smoke")
+        scale = self.kind_and_scale()[1]
         return f"{self.kind}-{short_hash({'dataset': self.dataset, 'scale': scale.to_dict()})}"
 
     @property
@@ -119,10 +122,8 @@ class DatasetJob(Job):
         from flatness.robust import build_dataset, model_config
         from flatness.robust.build import uses_robust_model
         from flatness.robust.params import INVERSION_KINDS, RobustParams
-        from flatness.scales import get_scale
 
-        kind, _, scale_name = self.dataset.partition("@")
-        scale = get_scale(scale_name or "smoke")
+        kind, scale = self.kind_and_scale()
         built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
         prov = built.artifact.provenance
         from flatness.training import train
