@@ -12,7 +12,7 @@ from flatness.study import StudySpec, run_jobs
 from flatness.study.chapters.lr_decay import CHAPTER as LR_DECAY
 from flatness.study.common import surrogate
 from flatness.study.executors import closure
-from flatness.study.jobs import AttackSpec, TrainJob, TransferJob
+from flatness.study.jobs import AttackSpec, RobustnessJob, SharpnessJob, TrainJob, TransferJob
 from flatness.study.reproduce import reproduce, summary_table
 
 TINY = {"schedules": {"standard": [1, 2]}, "seeds": [0], "single_decay_seeds": [0]}
@@ -126,3 +126,35 @@ def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, 
     commit(cpu.replace(epochs=cpu.epochs + 1))  # the cpu scale was retuned since
     assert committed_result("lr_decay", cpu) is None
     assert resolve_scale("lr_decay", "auto") == "smoke"
+
+
+def test_cached_outputs_follow_the_inputs_the_scale_resolves(shared_cifar):
+    """A transfer job's own fields do not name its targets' recipe: retuning the targets must
+    give its output another cache path, while a job that does not read them keeps its own."""
+    base = tiny_spec(shared_cifar)
+    retuned = StudySpec.create("smoke", data=shared_cifar, device="cpu", n_attack_images=16,
+                               epochs=2, decay_epochs="1",
+                               target_epochs=base.scale.target_epochs + 1)
+    config = surrogate(base.scale, 0)
+    transfer = TransferJob(config, AttackSpec(eps=8 / 255, steps=2))
+    sharpness = SharpnessJob(config, epochs=(2,), n_images=16)
+    ctx, retuned_ctx = base.open(), retuned.open()
+    assert transfer.key() == TransferJob(config, AttackSpec(eps=8 / 255, steps=2)).key()
+    assert transfer.output_path(ctx) != transfer.output_path(retuned_ctx)
+    assert sharpness.output_path(ctx) == sharpness.output_path(retuned_ctx)
+
+
+def test_a_derived_dataset_s_definition_reaches_the_jobs_trained_on_it(monkeypatch):
+    """Robustness of a surrogate trained on ``d_r@smoke``: the dataset's size is set by the
+    named scale, so redefining that scale must change the job's inputs."""
+    import dataclasses
+
+    import flatness.scales as scales
+
+    spec = StudySpec.create("smoke")
+    job = RobustnessJob(surrogate(spec.scale, 0, dataset="d_r@smoke", train_subset=None))
+    before = job.inputs_hash(spec)
+    smoke = scales.SCALES["smoke"]
+    monkeypatch.setitem(scales.SCALES, "smoke", dataclasses.replace(
+        smoke, robust_dataset_size=smoke.robust_dataset_size * 2))
+    assert job.inputs_hash(spec) != before

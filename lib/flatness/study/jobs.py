@@ -45,9 +45,21 @@ class Job:
     def label(self) -> str:
         return self.key()
 
+    def inputs_hash(self, spec: StudySpec) -> str:
+        """A hash of this job and, recursively, of every job it reads at ``spec``'s scale.
+
+        :meth:`key` names the job by its own fields only; what the scale resolves at run time
+        (the target zoo's recipe, a derived dataset's definition) enters through its
+        dependencies, so a retuned scale never serves an output computed from other inputs.
+        """
+        return short_hash({"key": self.key(),
+                           "deps": [dep.inputs_hash(spec) for dep in self.deps(spec)]})
+
     def output_path(self, ctx: StudyContext):
+        """The cached output: named by the job, its resolved inputs and the CIFAR-10 copy."""
         folder = cache_subdir(f"jobs/{self.kind}")
-        return folder / f"{self.key()}-{short_hash(ctx.data_source)}.json"
+        inputs = short_hash({"inputs": self.inputs_hash(ctx.spec), "data": ctx.data_source})
+        return folder / f"{self.key()}-{inputs}.json"
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:
         path = self.output_path(ctx)
