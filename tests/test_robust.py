@@ -26,7 +26,7 @@ from flatness.robust import (
     targeted_relabel,
 )
 from flatness.robust.artifacts import quantise
-from flatness.scales import get_scale
+from flatness.scales import get_scale, scale_from_label, scale_label
 from flatness.training import TrainConfig, train
 
 # a tiny build on the 60-image synthetic copy: every model and dataset takes seconds
@@ -151,7 +151,7 @@ def test_d_r_uses_the_robust_model_and_keeps_labels(cifar_tiny):
 
 
 def test_registered_names_train_and_hash_apart_from_cifar(cifar_tiny, tmp_path):
-    assert {"d_r", "d_nr", "d_rand", "d_det", "d_r@cpu"} <= set(known_datasets())
+    assert {"d_r", "d_nr", "d_rand", "d_det", "d_r@<scale>"} <= set(known_datasets())
     scale = get_scale("smoke", robust_dataset_size=40, robust_model_epochs=1, robust_iterations=2,
                       eval_subset=20)
     scale = dataclasses.replace(scale, extra={"robust_attack_steps": 2, "robust_adv_steps": 2})
@@ -194,3 +194,41 @@ def test_uses_the_attack_library_for_relabelling(monkeypatch):
     y = torch.tensor([1, 2])
     targeted_relabel(tiny_model(), images(2), y, y, eps=0.5, steps=4, step_size=0.1)
     assert calls["targeted"] and calls["norm"] == "l2" and not calls["random_start"]
+
+
+# -- dataset names carry the scale fields that change the dataset ------------------------------
+def test_a_scale_label_reads_back_as_the_same_scale():
+    scale = get_scale("cpu", robust_dataset_size="all", decay_epochs="20,40", lr=0.1,
+                      surrogate="vgg19_bn@0.5:3", targets="resnet18@0.25,senet18",
+                      eps=4 / 255)
+    label = scale_label(scale)
+    assert label.startswith("cpu[") and "robust_dataset_size=none" in label
+    assert scale_from_label(label) == scale
+    assert scale_label(get_scale("cpu")) == "cpu" and scale_from_label("cpu") == get_scale("cpu")
+    with pytest.raises(FlatnessError, match="malformed scale label"):
+        scale_from_label("cpu[epochs=40")
+
+
+def test_a_derived_dataset_name_says_which_overrides_built_it():
+    from flatness.study.chapters.robust_features import dataset_name
+    from flatness.study.jobs import DatasetJob
+
+    assert dataset_name("d_r", get_scale("cpu", target_epochs=3, eps=0.1)) == "d_r@cpu"
+    resized = get_scale("cpu", robust_dataset_size=1000, attack_steps=3)
+    name = dataset_name("d_r", resized)
+    assert name == "d_r@cpu[robust_dataset_size=1000]"
+    built_from = DatasetJob(name).kind_and_scale()
+    assert built_from[0] == "d_r"
+    assert RobustParams.from_scale(built_from[1]) == RobustParams.from_scale(resized)
+
+
+def test_dataset_families_resolve_any_label(monkeypatch):
+    from flatness.data import registry
+
+    seen = []
+    monkeypatch.setitem(registry._FAMILIES, "fake",
+                        lambda label: lambda data: seen.append((label, data)) or ("tr", "te"))
+    assert load_dataset("fake@cpu[robust_dataset_size=10]", "/x") == ("tr", "te")
+    assert seen == [("cpu[robust_dataset_size=10]", "/x")]
+    with pytest.raises(FlatnessError, match="d_r@<scale>"):
+        load_dataset("nothing@cpu")

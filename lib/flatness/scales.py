@@ -88,6 +88,8 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
     """Coerce a (possibly string) override to the type of the current value."""
     if not isinstance(value, str):
         return value
+    if value.lower() in {"none", "all"} and not isinstance(current, (bool, str)):
+        return None  # an optional size: "all" of the images
     try:
         if isinstance(current, bool):
             return value.lower() in {"1", "true", "yes", "on"}
@@ -97,15 +99,13 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
             return parse_number(value)
         if isinstance(current, tuple):
             parts = [p for p in value.split(",") if p.strip()]
-            if current and isinstance(current[0], ModelSpec):
+            if key == "targets" or (current and isinstance(current[0], ModelSpec)):
                 return tuple(parse_model_spec(p) for p in parts)
             return tuple(int(p) for p in parts)
         if isinstance(current, ModelSpec):
             return parse_model_spec(value)
     except ValueError as exc:
         raise FlatnessError(f"scale field {key}: cannot read {value!r} ({exc})") from None
-    if current is None and value.lower() in {"none", "all"}:
-        return None
     return value
 
 
@@ -281,6 +281,44 @@ def get_scale(scale: str | Scale, **overrides: Any) -> Scale:
             )
         base = SCALES[scale]
     return base.replace(**overrides) if overrides else base
+
+
+def format_field(value: Any) -> str:
+    """A scale field's value as the text :meth:`Scale.replace` reads back (``--set`` syntax)."""
+    if isinstance(value, ModelSpec):
+        depth = "" if value.depth is None else f":{value.depth}"
+        return f"{value.arch}@{value.width:g}{depth}"
+    if isinstance(value, tuple):
+        return ",".join(format_field(v) for v in value)
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def scale_label(scale: Scale, fields: tuple[str, ...] | None = None) -> str:
+    """``scale``'s name, with the ``fields`` (default: all) that differ from the named scale:
+    ``"cpu"`` or ``"cpu[robust_dataset_size=1000;epochs=40]"`` (read by :func:`scale_from_label`).
+    """
+    named = get_scale(scale.name)
+    names = [f.name for f in dataclasses.fields(Scale) if f.name not in {"name", "extra"}]
+    changed = [n for n in names if (fields is None or n in fields)
+               and getattr(scale, n) != getattr(named, n)]
+    if not changed:
+        return scale.name
+    return scale.name + "[" + ";".join(f"{n}={format_field(getattr(scale, n))}"
+                                       for n in changed) + "]"
+
+
+def scale_from_label(label: str) -> Scale:
+    """The scale a :func:`scale_label` names: ``"cpu[epochs=40]"`` is ``cpu`` with 40 epochs."""
+    name, bracket, rest = label.partition("[")
+    if not bracket:
+        return get_scale(name)
+    if not rest.endswith("]"):
+        raise FlatnessError(f"malformed scale label {label!r}: expected NAME[FIELD=VALUE;...]")
+    return get_scale(name, **parse_overrides(rest[:-1].split(";")))
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, str]:

@@ -12,6 +12,8 @@ from flatness.errors import FlatnessError
 
 Loader = Callable[[str | None], tuple[ArrayDataset, ArrayDataset]]
 _LOADERS: dict[str, Loader] = {"cifar10": load_cifar10}
+# families of names "<kind>@<label>": the loader is made from the label on first use
+_FAMILIES: dict[str, Callable[[str], Loader]] = {}
 _DERIVED = "flatness.robust"  # registers d_r, d_nr, d_rand, d_det; imported at first lookup
 
 
@@ -25,20 +27,27 @@ def register_dataset(name: str, loader: Loader) -> None:
     _LOADERS[name] = loader
 
 
+def register_family(kind: str, factory: Callable[[str], Loader]) -> None:
+    """Make ``load_dataset(f"{kind}@{label}", data)`` call ``factory(label)(data)``."""
+    _FAMILIES[kind] = factory
+
+
 def known_datasets() -> tuple[str, ...]:
-    """The registered dataset names, sorted."""
+    """The registered dataset names and families (``d_r@<scale>``), sorted."""
     _register_derived()
-    return tuple(sorted(_LOADERS))
+    return tuple(sorted([*_LOADERS, *(f"{kind}@<scale>" for kind in _FAMILIES)]))
 
 
 def load_dataset(name: str = "cifar10",
                  data: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) sets of dataset ``name``; ``data`` is the CIFAR-10 location."""
     _register_derived()
-    try:
+    kind, at, label = name.partition("@")
+    if name in _LOADERS:
         loader = _LOADERS[name]
-    except KeyError:
+    elif at and kind in _FAMILIES:
+        loader = _FAMILIES[kind](label)
+    else:
         raise FlatnessError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}"
-        ) from None
+            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
     return loader(None if data is None else os.fspath(data))

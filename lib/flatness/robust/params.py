@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.scales import ModelSpec, Scale
+from flatness.scales import ModelSpec, Scale, get_scale, scale_from_label, scale_label
 
 KINDS: tuple[str, ...] = ("d_r", "d_nr", "d_rand", "d_det")
 INVERSION_KINDS = ("d_r", "d_nr")  # representation inversion (robust / standard model)
@@ -124,6 +124,28 @@ class RobustParams:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# the Scale fields RobustParams.from_scale reads
+SCALE_FIELDS = ("robust_dataset_size", "robust_model_epochs", "robust_iterations",
+                "robust_inversion_step_size", "robust_adv_steps", "robust_attack_steps",
+                "surrogate", "epochs", "decay_epochs", "lr", "batch_size", "momentum",
+                "weight_decay", "eval_subset")
+
+
+def dataset_scale_label(scale: Scale) -> str:
+    """The scale part of a derived dataset's name: ``"cpu"`` when ``scale`` builds the named
+    scale's datasets, else with the fields that change them (``"cpu[robust_dataset_size=1000]"``),
+    so a name always says which dataset it is, in any process that reads it."""
+    named = get_scale(scale.name)
+    if RobustParams.from_scale(scale) == RobustParams.from_scale(named):
+        return scale.name
+    label = scale_label(scale, SCALE_FIELDS)
+    if RobustParams.from_scale(scale_from_label(label)) != RobustParams.from_scale(scale):
+        raise FlatnessError(f"scale {scale.name!r}: the robust datasets' parameters cannot be "
+                            "named by its fields (overrides in scale.extra?); define a named "
+                            "scale in flatness.scales.SCALES instead")
+    return label
 
 
 def dataset_key(kind: str, params: RobustParams, model_run: str, data_source: str) -> str:

@@ -1,6 +1,8 @@
 """Dataset names for the training engine: ``d_r``, ``d_nr``, ``d_rand``, ``d_det``.
 
-``load_dataset("d_r@cpu", data)`` is the ``cpu``-scale ``D_R`` (built on demand when missing);
+``load_dataset("d_r@cpu", data)`` is the ``cpu``-scale ``D_R`` (built on demand when missing),
+``"d_r@cpu[robust_dataset_size=1000]"`` the same with a field overridden (see
+:func:`~flatness.robust.params.dataset_scale_label`);
 a plain ``load_dataset("d_r", data)`` uses the default scale: the one given to
 :func:`set_default_scale` (a name or a :class:`~flatness.scales.Scale` with overrides), else
 ``$FLATNESS_SCALE``, else ``smoke``. Names with an explicit scale are the reproducible choice.
@@ -12,9 +14,9 @@ from __future__ import annotations
 import os
 
 from flatness.data.arrays import ArrayDataset
-from flatness.data.registry import register_dataset
+from flatness.data.registry import register_dataset, register_family
 from flatness.robust.params import KINDS
-from flatness.scales import SCALES, Scale, get_scale
+from flatness.scales import Scale, get_scale, scale_from_label
 
 _default_scale: str | Scale | None = None
 
@@ -42,19 +44,19 @@ def load_robust_dataset(kind: str, scale: str | Scale | None = None,
     return built.datasets(load_cifar10(data)[1])
 
 
-def _loader(kind: str, scale: str | None):
+def _loader(kind: str, scale: str | Scale | None):
     def load(data: str | None) -> tuple[ArrayDataset, ArrayDataset]:
         return load_robust_dataset(kind, scale, data)
-    load.__doc__ = f"{kind} at scale {scale or 'default'} (built on demand)."
+    name = getattr(scale, "name", scale) or "default"
+    load.__doc__ = f"{kind} at scale {name} (built on demand)."
     return load
 
 
 def register_all() -> None:
-    """Register ``<kind>`` and ``<kind>@<scale>`` for every kind and named scale."""
+    """Register ``<kind>`` and the family ``<kind>@<scale label>`` for every kind."""
     for kind in KINDS:
         register_dataset(kind, _loader(kind, None))
-        for name in SCALES:
-            register_dataset(f"{kind}@{name}", _loader(kind, name))
+        register_family(kind, lambda label, kind=kind: _loader(kind, scale_from_label(label)))
 
 
 register_all()

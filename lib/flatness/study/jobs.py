@@ -24,7 +24,7 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
-from flatness.scales import ModelSpec, Scale, get_scale
+from flatness.scales import ModelSpec, Scale, scale_from_label
 from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.training import TrainConfig
 
@@ -115,8 +115,8 @@ class DatasetJob(Job):
 
     def kind_and_scale(self) -> tuple[str, Scale]:
         """``"d_r@cpu"`` -> ``("d_r", the cpu scale)`` (a name without a scale means smoke)."""
-        kind, _, scale_name = self.dataset.partition("@")
-        return kind, get_scale(scale_name or "smoke")
+        kind, _, label = self.dataset.partition("@")
+        return kind, scale_from_label(label or "smoke")
 
     def key(self) -> str:
         """Keyed by the named scale's whole definition, not only the name: a retuned scale

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
-from flatness.robust.params import KINDS
+from flatness.robust.params import KINDS, dataset_scale_label
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
@@ -70,8 +70,9 @@ LABELS = {CIFAR10: "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
 
 # -- dataset jobs -----------------------------------------------------------------------------
 def dataset_name(kind: str, scale: Scale) -> str:
-    """The registry name of derived dataset ``kind`` at ``scale`` (``"d_r@cpu"``)."""
-    return CIFAR10 if kind == CIFAR10 else f"{kind}@{scale.name}"
+    """The registry name of derived dataset ``kind`` at ``scale`` (``"d_r@cpu"``; with the
+    overridden fields that change the dataset, ``"d_r@cpu[robust_dataset_size=1000]"``)."""
+    return CIFAR10 if kind == CIFAR10 else f"{kind}@{dataset_scale_label(scale)}"
 
 
 # -- parameters -------------------------------------------------------------------------------
