@@ -158,3 +158,6 @@ def test_a_derived_dataset_s_definition_reaches_the_jobs_trained_on_it(monkeypat
     monkeypatch.setitem(scales.SCALES, "smoke", dataclasses.replace(
         smoke, robust_dataset_size=smoke.robust_dataset_size * 2))
     assert job.inputs_hash(spec) != before
+    retargeted = dataclasses.replace(smoke, target_epochs=smoke.target_epochs + 1)
+    monkeypatch.setitem(scales.SCALES, "smoke", retargeted)
+    assert job.inputs_hash(spec) == before  # the targets' recipe does not build the dataset

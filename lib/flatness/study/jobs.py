@@ -24,6 +24,7 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
+from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
 from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.training import TrainConfig
@@ -119,10 +120,10 @@ class DatasetJob(Job):
         return kind, scale_from_label(label or "smoke")
 
     def key(self) -> str:
-        """Keyed by the named scale's whole definition, not only the name: a retuned scale
-        builds other datasets (the artifacts themselves are keyed by their parameters)."""
-        scale = self.kind_and_scale()[1]
-        return f"{self.kind}-{short_hash({'dataset': self.dataset, 'scale': scale.to_dict()})}"
+        """Keyed by what builds the dataset (the scale's robust parameters), not only its name:
+        a retuned scale builds other datasets, a retuned target zoo does not."""
+        params = RobustParams.from_scale(self.kind_and_scale()[1]).to_dict()
+        return f"{self.kind}-{short_hash({'dataset': self.dataset, 'params': params})}"
 
     @property
     def label(self) -> str:
