@@ -194,7 +194,9 @@ SCALES: dict[str, Scale] = {
         sharpness_images=1000,
         sharpness_batch=100,
         landscape_grid=21,
-        robust_dataset_size=2000,
+        # Ilyas et al.'s datasets need more images than the surrogate: with 2,000, targets on
+        # D_det stay at chance and surrogates on D_R are less robust than CIFAR-10 ones
+        robust_dataset_size=5000,
         robust_model_epochs=10,
         robust_iterations=40,
         robust_inversion_step_size=0.3,
