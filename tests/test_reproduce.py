@@ -161,3 +161,29 @@ def test_a_derived_dataset_s_definition_reaches_the_jobs_trained_on_it(monkeypat
     retargeted = dataclasses.replace(smoke, target_epochs=smoke.target_epochs + 1)
     monkeypatch.setitem(scales.SCALES, "smoke", retargeted)
     assert job.inputs_hash(spec) == before  # the targets' recipe does not build the dataset
+
+
+def test_a_headless_run_logs_one_line_per_job(capsys):
+    """Under nohup (stderr is a file) the study prints ``[i/n] seconds label`` per job."""
+    from dataclasses import dataclass
+
+    from flatness.study.jobs import Job
+
+    @dataclass(frozen=True)
+    class Echo(Job):
+        name: str
+
+        @property
+        def label(self) -> str:
+            return f"echo {self.name}"
+
+        def run(self, ctx):
+            return {"name": self.name}
+
+    outputs = run_jobs([Echo("a"), Echo("b")], StudySpec.create("smoke"))
+    assert [o["name"] for o in outputs.values()] == ["a", "b"]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]"]
+    assert lines[1].endswith("echo b")
+    run_jobs([Echo("c")], StudySpec.create("smoke"), progress=False)
+    assert capsys.readouterr().err == ""

@@ -1,4 +1,4 @@
-"""When to show progress bars: on a terminal, never inside a notebook kernel or a log file."""
+"""When to show progress: bars on a terminal, lines in a log file, nothing in a notebook kernel."""
 
 from __future__ import annotations
 
@@ -16,3 +16,9 @@ def tqdm_disable(progress: bool | None) -> bool | None:
     if "ipykernel" in sys.modules:
         return True
     return None  # tqdm: disabled when the stream is not a TTY
+
+
+def log_lines(progress: bool | None) -> bool:
+    """Whether a long loop should print one line per step instead of a bar: automatic
+    progress in a headless run (stderr is a log file, not a terminal nor a notebook)."""
+    return progress is None and "ipykernel" not in sys.modules and not sys.stderr.isatty()

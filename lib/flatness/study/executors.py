@@ -10,13 +10,15 @@ requests one GPU when the study runs on CUDA; outputs land in the shared cache d
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from flatness.errors import FlatnessError
-from flatness.progress import tqdm_disable
+from flatness.progress import log_lines, tqdm_disable
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job
 
@@ -57,9 +59,14 @@ def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> di
     ctx = spec.open()
     outputs = {}
     bar = tqdm(ordered, desc="study", unit="job", disable=tqdm_disable(progress))
-    for job in bar:
+    lines = log_lines(progress)  # headless (nohup ... > log): one line per job
+    for i, job in enumerate(bar, 1):
         bar.set_postfix_str(job.label[:60])
+        started = time.perf_counter()
         outputs[job.key()] = job.run(ctx)
+        if lines:
+            print(f"[{i}/{len(ordered)}] {time.perf_counter() - started:8.1f} s  {job.label}",
+                  file=sys.stderr, flush=True)
     return outputs
 
 
