@@ -116,11 +116,17 @@ def test_derived_runs_use_the_whole_derived_set_with_the_scale_recipe():
     assert target.config.epochs == CPU.target_epochs and target.config.seed >= 1000
 
 
-def test_standard_surrogate_curve_is_chapter_2s_job_and_jobs_pickle():
+def test_the_cifar_surrogate_trains_on_the_derived_datasets_source_images_and_jobs_pickle():
     p = params(CPU)
     ours = ch.fig2_job(CPU, p, "cifar10", 0)
-    theirs = lr_decay._job(CPU, lr_decay.CHAPTER.parameters(CPU, {}), list(CPU.decay_epochs), 0)
-    assert type(ours) is TransferJob and ours.key() == theirs.key()
+    assert CPU.robust_dataset_size != CPU.train_subset  # cpu: more images than chapter 2's run
+    assert (ours.surrogate.train_subset, ours.surrogate.subset_seed) == (
+        CPU.robust_dataset_size, ch.RobustParams.from_scale(CPU).seed)
+    assert ours.surrogate == dataclasses.replace(ch.surrogate(CPU, 0),
+                                                 train_subset=CPU.robust_dataset_size)
+    same = get_scale("cpu", robust_dataset_size=CPU.train_subset)  # one subset: chapter 2's run
+    theirs = lr_decay._job(same, lr_decay.CHAPTER.parameters(same, {}), list(same.decay_epochs), 0)
+    assert ch.fig2_job(same, params(same), "cifar10", 0).key() == theirs.key()
     derived = ch.fig2_job(CPU, p, "d_r", 0)
     assert type(derived) is TransferJob and derived.surrogate.dataset == "d_r@cpu"
     train = ch.target_job(CPU, "d_r")

@@ -9,8 +9,9 @@ trained model for ``D_R``, a standard one for ``D_NR``; their section 3.1), whil
 and ``D_det`` are a standard model's targeted adversarial examples relabelled with the target
 class (random, or ``y + 1``; section 3.2).
 
-- *Fig. 2 analogue*: surrogates (the scale's recipe) trained on CIFAR-10, ``D_R`` and
-  ``D_NR``; every checkpoint is attacked (BIM L-inf) and scored on the CIFAR-10 target zoo.
+- *Fig. 2 analogue*: surrogates (the scale's recipe) trained on CIFAR-10 (the images the
+  derived datasets were built from), ``D_R`` and ``D_NR``; every checkpoint is attacked
+  (BIM L-inf) and scored on the CIFAR-10 target zoo.
 - *Fig. 3 analogue*: the standard CIFAR-10 surrogate (chapter 2's run) attacked at each
   checkpoint towards targets of its own architecture trained on ``D_R``, ``D_NR``, ``D_rand``
   and ``D_det``, with the paper's budget per target (16/255, 2/255, 1/255, 1/255).
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
-from flatness.robust.params import KINDS, dataset_scale_label
+from flatness.robust.params import KINDS, RobustParams, dataset_scale_label
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
@@ -52,7 +53,7 @@ from flatness.study.jobs import (
 from flatness.training import TrainConfig
 
 CIFAR10 = "cifar10"
-#: Training sets of the Fig. 2 surrogates (CIFAR-10 is the reference, chapter 2's run).
+#: Training sets of the Fig. 2 surrogates (CIFAR-10: the derived datasets' source images).
 SURROGATE_DATASETS = (CIFAR10, "d_r", "d_nr")
 #: Training sets of the Fig. 3 targets.
 TARGET_DATASETS = KINDS
@@ -162,12 +163,15 @@ def _check_epochs(scale: Scale, params: dict[str, Any]) -> None:
 
 # -- the jobs ---------------------------------------------------------------------------------
 def surrogate_config(scale: Scale, dataset: str, seed: int) -> TrainConfig:
-    """The scale's surrogate recipe on ``dataset`` (CIFAR-10: chapter 2's standard run).
+    """The scale's surrogate recipe on ``dataset``; derived datasets are used whole.
 
-    Derived datasets are built from the scale's subset already, so they are used whole.
+    On CIFAR-10 the surrogate trains on the very images the derived datasets were built from,
+    as many as they hold (Ilyas et al.'s control); where that is the scale's own training
+    subset (gpu, paper) this is chapter 2's standard run.
     """
     if dataset == CIFAR10:
-        return surrogate(scale, seed)
+        source = RobustParams.from_scale(scale)
+        return surrogate(scale, seed, train_subset=source.size, subset_seed=source.seed)
     return surrogate(scale, seed, dataset=dataset_name(dataset, scale), train_subset=None)
 
 
