@@ -137,11 +137,11 @@ def dataset_scale_label(scale: Scale) -> str:
     """The scale part of a derived dataset's name: ``"cpu"`` when ``scale`` builds the named
     scale's datasets, else with the fields that change them (``"cpu[robust_dataset_size=1000]"``),
     so a name always says which dataset it is, in any process that reads it."""
-    named = get_scale(scale.name)
-    if RobustParams.from_scale(scale) == RobustParams.from_scale(named):
+    params = RobustParams.from_scale(scale)
+    if params == RobustParams.from_scale(get_scale(scale.name)):
         return scale.name
     label = scale_label(scale, SCALE_FIELDS)
-    if RobustParams.from_scale(scale_from_label(label)) != RobustParams.from_scale(scale):
+    if RobustParams.from_scale(scale_from_label(label)) != params:
         raise FlatnessError(f"scale {scale.name!r}: the robust datasets' parameters cannot be "
                             "named by its fields (overrides in scale.extra?); define a named "
                             "scale in flatness.scales.SCALES instead")

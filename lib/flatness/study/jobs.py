@@ -134,7 +134,7 @@ class DatasetJob(Job):
 
         from flatness.robust import build_dataset, model_config
         from flatness.robust.build import uses_robust_model
-        from flatness.robust.params import INVERSION_KINDS, RobustParams
+        from flatness.robust.params import INVERSION_KINDS
 
         kind, scale = self.kind_and_scale()
         built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
