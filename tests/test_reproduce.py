@@ -128,6 +128,53 @@ def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, 
     assert resolve_scale("lr_decay", "auto") == "smoke"
 
 
+def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(
+        tmp_path, monkeypatch):
+    """Retuning a chapter's recipe without touching the scale (here: chapter 2's decay
+    epochs) changes the jobs behind a committed result: it is listed as stale, not shown."""
+    from flatness.book.reproducibility import render
+    from flatness.io import to_jsonable
+    from flatness.results import write_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import RESULT_KIND, committed_path, committed_result, jobs_hash
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    cpu = get_scale("cpu")
+    spec = StudySpec(cpu)
+    params = LR_DECAY.parameters(cpu)
+
+    def commit(jobs):
+        write_result(committed_path("lr_decay", "cpu"), Result(
+            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
+                "chapter": "lr_decay", "params": params, "scale": to_jsonable(cpu.to_dict()),
+                "jobs_hash": jobs_hash(spec, jobs)}))
+
+    jobs = LR_DECAY.jobs(spec, params)
+    assert jobs_hash(spec, jobs) == jobs_hash(spec, jobs[::-1])  # order does not matter
+    commit(jobs)
+    assert committed_result("lr_decay", cpu).data == {"marker": 1}
+    assert "| yes |" in render(tmp_path)
+    commit(jobs[:-1])  # computed from other jobs than the code now plans
+    assert committed_result("lr_decay", cpu) is None
+    assert "no: the code defines its jobs differently" in render(tmp_path)
+
+
+def test_every_committed_result_is_served() -> None:
+    """The book shows the committed results: each must match the code's current definition of
+    its scale and its jobs (recompute with ``python -m flatness reproduce`` after a retune)."""
+    from flatness.results import read_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import RESULT_KIND, results_root, staleness
+
+    files = sorted(results_root().glob("*/*.json"))
+    assert files, "no committed result"
+    for path in files:
+        result = read_result(path, kind=RESULT_KIND)
+        assert "jobs_hash" in result.config, f"{path}: no jobs hash (computed before it existed)"
+        why = staleness(result.config["chapter"], get_scale(result.scale), result)
+        assert why is None, f"{path} is stale: {why}; recompute it"
+
+
 def test_cached_outputs_follow_the_inputs_the_scale_resolves(shared_cifar):
     """A transfer job's own fields do not name its targets' recipe: retuning the targets must
     give its output another cache path, while a job that does not read them keeps its own."""

@@ -2,7 +2,8 @@
 
 :func:`chapter_result` is what a chapter notebook calls. It returns, in order of preference,
 the committed result (``results/<scale>/<chapter>.json``) when it was made with the same
-parameters, a cached result, or a freshly computed one (always when ``recompute=True``).
+parameters and still describes what the code computes (same scale definition, same jobs: see
+:func:`staleness`), a cached result, or a freshly computed one (always when ``recompute=True``).
 Every result records the parameters, the scale, the seeds, the data copy and the provenance
 (commit, device, wall time of all jobs involved), which the book shows beside each figure.
 """
@@ -67,19 +68,40 @@ def committed_path(chapter: str, scale: str) -> Path:
 PUBLISHED_SCALES = ("paper", "gpu", "cpu")
 
 
+def jobs_hash(spec: StudySpec, jobs: list[Job]) -> str:
+    """One hash of what ``jobs`` compute at ``spec``'s scale (each job with, recursively, the
+    jobs it reads; :meth:`Job.inputs_hash`), independent of their order and of the data copy."""
+    return short_hash(sorted(job.inputs_hash(spec) for job in jobs))
+
+
+def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
+    """Why a committed ``result`` of ``chapter`` no longer describes what the code computes at
+    ``scale`` (None when it does): another chapter, another definition of the scale, or jobs
+    the code now defines differently for the result's own parameters (a retuned recipe)."""
+    if result.config.get("chapter") != chapter:
+        return f"it is a result of chapter {result.config.get('chapter')!r}"
+    stored = result.config.get("scale")
+    if stored is not None and stored != to_jsonable(scale.to_dict()):
+        return f"the {scale.name} scale was redefined since it was computed"
+    stored_jobs = result.config.get("jobs_hash")
+    if stored_jobs is not None:
+        from flatness.study.chapters import get_chapter  # the registry imports this module
+
+        owner = get_chapter(chapter)
+        spec = StudySpec(scale)
+        if stored_jobs != jobs_hash(spec, owner.jobs(spec, result.config.get("params", {}))):
+            return "the code defines its jobs differently since it was computed"
+    return None
+
+
 def committed_result(chapter: str, scale: Scale) -> Result | None:
-    """The committed result of ``chapter`` at ``scale``, if one was computed with the scale's
-    current definition (a result from an older definition of the scale is not served)."""
+    """The committed result of ``chapter`` at ``scale``, if it still describes what the code
+    computes (see :func:`staleness`; a stale result is not served)."""
     path = committed_path(chapter, scale.name)
     if not path.is_file():
         return None
     result = read_result(path, kind=RESULT_KIND)
-    if result.config.get("chapter") != chapter:
-        return None
-    stored = result.config.get("scale")
-    if stored is not None and stored != to_jsonable(scale.to_dict()):
-        return None
-    return result
+    return None if staleness(chapter, scale, result) else result
 
 
 def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
@@ -128,7 +150,8 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     result = Result(
         kind=RESULT_KIND,
         scale=spec.scale.name,
-        config={"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict()},
+        config={"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
+                "jobs_hash": jobs_hash(spec, jobs)},
         data=to_jsonable(data),
         seeds=list(params.get("seeds", [])),
         data_copy=ctx.data_source,
