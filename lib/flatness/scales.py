@@ -9,6 +9,8 @@ scale is the protocol of ``shared/PAPER.md``; the others shrink it while keeping
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -70,43 +72,49 @@ class Scale:
 
     def replace(self, **overrides: Any) -> Scale:
         """A copy with some fields changed (values are coerced to the field's type)."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
+        hints = typing.get_type_hints(Scale)
         coerced = {}
         for key, value in overrides.items():
-            if key not in fields:
+            if key not in hints:
                 raise FlatnessError(
-                    f"unknown scale field {key!r}; known fields: {', '.join(sorted(fields))}"
+                    f"unknown scale field {key!r}; known fields: {', '.join(sorted(hints))}"
                 )
-            coerced[key] = _coerce(getattr(self, key), value, key)
+            coerced[key] = _coerce(hints[key], value, key)
         return dataclasses.replace(self, **coerced)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _coerce(current: Any, value: Any, key: str) -> Any:
-    """Coerce a (possibly string) override to the type of the current value."""
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Read a (possibly string) override as the field's annotated type ``hint``: numbers,
+    ``4/255``, comma lists, model specs, and ``none``/``all`` for an optional field."""
     if not isinstance(value, str):
         return value
-    if value.lower() in {"none", "all"} and not isinstance(current, (bool, str)):
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if optional and value.strip().lower() in {"none", "all"}:
         return None  # an optional size: "all" of the images
     try:
-        if isinstance(current, bool):
-            return value.lower() in {"1", "true", "yes", "on"}
-        if isinstance(current, int) or (current is None and value.isdigit()):
-            return int(value)
-        if isinstance(current, float):
-            return parse_number(value)
-        if isinstance(current, tuple):
-            parts = [p for p in value.split(",") if p.strip()]
-            if key == "targets" or (current and isinstance(current[0], ModelSpec)):
-                return tuple(parse_model_spec(p) for p in parts)
-            return tuple(int(p) for p in parts)
-        if isinstance(current, ModelSpec):
-            return parse_model_spec(value)
+        if typing.get_origin(base) is tuple:
+            element = typing.get_args(base)[0]
+            return tuple(_parse_scalar(element, p) for p in value.split(",") if p.strip())
+        return _parse_scalar(base, value)
     except ValueError as exc:
         raise FlatnessError(f"scale field {key}: cannot read {value!r} ({exc})") from None
-    return value
+
+
+def _parse_scalar(kind: Any, text: str) -> Any:
+    if kind is bool:
+        return text.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return parse_number(text)
+    if kind is ModelSpec:
+        return parse_model_spec(text)
+    return text
 
 
 def parse_number(text: str | float | int) -> float:
