@@ -147,3 +147,56 @@ def test_trace_stopping_rule_stops_on_relative_standard_error() -> None:
     fixed = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, trace_samples=37,
                             trace_tol=None, probe_block=5)
     assert fixed["trace_samples"] == 37
+
+
+# a few dominant eigenvalues over a small bulk, as in trained networks' Hessians
+OUTLIER_EIGS = torch.cat([torch.tensor([100.0, 80.0, 60.0, 40.0, 20.0]),
+                          torch.linspace(0.0, 0.5, 35)])
+
+
+def test_hutch_plus_plus_is_exact_when_the_sketch_spans_the_spectrum() -> None:
+    """Rank 5, a sketch of 10 probes: the low-rank part is the whole trace, the rest is 0."""
+    rank5 = torch.cat([OUTLIER_EIGS[:5], torch.zeros(35)])
+    model, a = quadratic(rank5)
+    out = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, trace_method="hutch++",
+                          trace_samples=30, seed=0)
+    assert out["trace_method"] == "hutch++" and out["trace_samples"] == 30
+    assert out["trace"] == pytest.approx(float(torch.trace(a)), rel=1e-4)
+    assert out["trace_stderr"] < 1e-3
+
+
+def test_hutch_plus_plus_beats_hutchinson_for_the_same_products() -> None:
+    """Same 30 Hessian products: Hutch++'s error is a fraction of Hutchinson's, and both
+    standard errors cover their estimates' error."""
+    model, a = quadratic(OUTLIER_EIGS)
+    exact = float(torch.trace(a))
+    errors: dict[str, list[float]] = {"hutchinson": [], "hutch++": []}
+    for seed in range(8):
+        for method in errors:
+            out = hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, trace_samples=30,
+                                  trace_tol=None, trace_method=method, seed=seed)
+            assert abs(out["trace"] - exact) <= 4 * out["trace_stderr"] + 1e-3 * exact
+            errors[method].append(abs(out["trace"] - exact))
+    assert np.mean(errors["hutch++"]) < 0.1 * np.mean(errors["hutchinson"])
+
+
+def test_hutch_plus_plus_agrees_with_many_hutchinson_probes_on_a_convnet(trained) -> None:
+    model, images, labels = trained
+    ref = hessian_metrics(model, images, labels, top_k=1, max_iter=20, trace_samples=300,
+                          trace_tol=None, seed=1)
+    hpp = hessian_metrics(model, images, labels, top_k=1, max_iter=20, trace_samples=60,
+                          trace_method="hutch++", seed=2)
+    spread = 3 * np.hypot(ref["trace_stderr"], hpp["trace_stderr"])
+    assert abs(hpp["trace"] - ref["trace"]) <= spread
+    assert hpp["trace_stderr"] < ref["trace_stderr"]  # 60 products against 300
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"trace_method": "hutch+"}, "unknown trace_method 'hutch\\+'"),
+    ({"trace_method": "hutch++", "engine": "pyhessian"}, "needs engine='fast'"),
+    ({"trace_method": "hutch++", "trace_samples": 5}, "trace_samples >= 6"),
+])
+def test_bad_trace_settings_are_refused(kwargs, message) -> None:
+    model, _ = quadratic(SPD_EIGS)
+    with pytest.raises(FlatnessError, match=message):
+        hessian_metrics(model, IMAGES, LABELS, loss_fn=mean_output, **kwargs)

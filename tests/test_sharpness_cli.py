@@ -37,6 +37,20 @@ def test_sharpness_command_writes_a_result(tiny_run, cifar_tiny, capsys) -> None
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_sharpness_command_estimates_the_trace_with_hutch_plus_plus(tiny_run, cifar_tiny,
+                                                                    capsys) -> None:
+    args = ["sharpness", "--run", str(tiny_run.dir), "--epochs", "2", "--images", "20",
+            "--batch", "10", "--max-iter", "5", "--trace-samples", "9", "--data", str(cifar_tiny),
+            "--device", "cpu"]
+    assert main([*args, "--trace-method", "hutch++"]) == 0
+    result = read_result(last_line(capsys), kind="sharpness")
+    (epoch,) = result.data["per_epoch"]
+    assert epoch["trace_method"] == "hutch++" and epoch["trace_samples"] == 9
+    assert result.config["trace_method"] == "hutch++"
+    assert main([*args, "--trace-method", "hutch++", "--engine", "pyhessian"]) == 2
+    assert "needs engine='fast'" in capsys.readouterr().err
+
+
 def test_landscape_command_2d_and_interpolation(tiny_run, cifar_tiny, capsys, tmp_path) -> None:
     common = ["--run", str(tiny_run.dir), "--images", "20", "--data", str(cifar_tiny),
               "--device", "cpu"]

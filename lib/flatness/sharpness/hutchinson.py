@@ -7,6 +7,13 @@ per block). Stopping rule, shared by both engines: after each block, stop once a
 own rule, the relative change of the running mean, has no ``abs`` in its denominator and stops
 after one probe whenever the trace is negative; it is also not a statement about accuracy).
 ``tol=None`` runs exactly ``max_samples`` probes.
+
+:func:`hutch_plus_plus` is Hutch++ (Meyer, Musco, Musco and Woodruff, SOSA 2021), written here
+because no maintained PyTorch package offers it for an implicit operator: it spends a third of
+its Hessian products on a sketch of the top eigenspace, takes that part's trace exactly, and
+runs Hutchinson on the rest. A network's Hessian has a few large outlier eigenvalues (the very
+sharpness this project measures), so the remainder's variance, and the error for a given
+budget, is much smaller than plain Hutchinson's (tests check both against closed forms).
 """
 
 from __future__ import annotations
@@ -62,3 +69,31 @@ def hutchinson(matmat: Callable[[torch.Tensor], torch.Tensor], shapes: list[torc
         if should_stop(samples, tol, min_samples):
             break
     return samples
+
+
+def _blocked(matmat: Callable[[torch.Tensor], torch.Tensor], vectors: torch.Tensor,
+             block: int) -> torch.Tensor:
+    """``matmat`` over the rows of ``vectors``, ``block`` rows at a time (bounded memory)."""
+    return torch.cat([matmat(vectors[i:i + block]) for i in range(0, len(vectors), block)])
+
+
+def hutch_plus_plus(matmat: Callable[[torch.Tensor], torch.Tensor], shapes: list[torch.Size],
+                    *, budget: int, block: int, generator: torch.Generator,
+                    dtype: torch.dtype, device: torch.device) -> tuple[float, float, int]:
+    """Hutch++ with exactly ``budget`` Hessian products: (trace, standard error, products).
+
+    ``k = budget // 3`` Rademacher probes ``S`` give ``Q = orth(H S)``; ``tr(Q^T H Q)`` is
+    exact, and the ``budget - 2k`` remaining probes, projected off ``Q``, estimate the rest.
+    The standard error is that of the remainder's mean (the sketch's part has none).
+    """
+    if budget < 6:  # two remainder probes at least, for a standard error
+        raise ValueError(f"Hutch++ needs a budget of at least 6 Hessian products, got {budget}")
+    k = budget // 3
+    sketch = _blocked(matmat, rademacher(shapes, k, generator, dtype, device), block)
+    q = torch.linalg.qr(sketch.T).Q.T.contiguous()  # (k, dim), orthonormal rows
+    exact = float(torch.einsum("bi,bi->", q, _blocked(matmat, q, block)).double())
+    g = rademacher(shapes, budget - 2 * k, generator, dtype, device)
+    g -= (g @ q.T) @ q  # the probes' component off the sketched subspace
+    samples = torch.einsum("bi,bi->b", g, _blocked(matmat, g, block)).double().tolist()
+    mean, stderr = trace_stats(samples)
+    return exact + mean, stderr, budget
