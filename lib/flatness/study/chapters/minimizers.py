@@ -45,10 +45,10 @@ ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 #: rho grids per scale. A rho that is "large" for a ResNet-50 after 150 epochs cripples the
 #: small surrogates of the cpu scale (PAPER.md probe: SAM rho 0.3 cost 18 points of accuracy),
 #: so the cpu grid stops at 0.15 (chapter 5's l-SAM). ASAM's adaptive rho lives on a scale
-#: about ten times SAM's. The cpu grid is sized for the study's 3-hour budget on 2 cores (see
-#: :func:`cost_estimate`): SAM and l-SAM (rho 0.05 and 0.15, the runs chapters 3 and 5 share)
-#: over every seed, the large-rho variant of the others with one seed; GAM (four passes per
-#: step, 20 min per run on 2 cores) is left to the gpu scale.
+#: about ten times SAM's. The cpu grid is sized for the study's budget on 2 cores (about 4 h;
+#: see :func:`cost_estimate`): SAM and l-SAM (rho 0.05 and 0.15, the runs chapters 3 and 5
+#: share) over every seed, the large-rho variant of the others with one seed; GAM (four passes
+#: per step, 20 min per run on 2 cores) is left to the gpu scale.
 RHOS: dict[str, dict[str, list[float]]] = {
     "smoke": {"sam": [0.05, 0.3]},
     "cpu": {"sam": [0.05, 0.15], "asam": [1.5]},
