@@ -39,6 +39,15 @@ def _compact(value: Any) -> str:
         value)
 
 
+def beyond_spread(gain: float | None, spread: float) -> bool | None:
+    """The book's rule for a claimed gain: beyond the seed-to-seed spread it agrees (True),
+    no gain at all disagrees (False), a positive gain within the spread is inconclusive (None,
+    as is a missing number)."""
+    if gain is None:
+        return None
+    return True if gain > spread else (False if gain <= 0 else None)
+
+
 def verdict(agrees: bool | None, claim: str, evidence: str) -> str:
     """A markdown line: the paper's claim, whether this run agrees, and the numbers."""
     label = {True: "agrees", False: "disagrees", None: "inconclusive"}[agrees]

@@ -34,6 +34,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LGVJob, TransferJob
+from flatness.study.report import beyond_spread, fmt, verdict
 from flatness.training import TrainConfig
 
 #: Slight adversarial training (Springer et al. 2021): L2 PGD with a small eps in [0, 1] pixels.
@@ -312,3 +313,31 @@ CHAPTER = Chapter(
     summarize=summarize,
     validate=validate,
 )
+
+
+def verdict_lines(data: dict[str, Any]) -> list[str]:
+    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
+    f = data["findings"]
+    lines = []
+    for name in [m for m in data["method_order"] if m in f["competitive"]]:
+        c = f["competitive"][name]
+        lines.append(verdict(
+            bool(c["competitive"]),
+            f"l-SAM is competitive with {LABELS.get(name, name)}",
+            f"l-SAM minus {LABELS.get(name, name)}: {c['diff']:+.3f}, spread {fmt(c['spread'])}, "
+            f"seeds {c['seeds']}"))
+    for col in [c for c in data["columns"] if c in f["gain_over_sgd"] and c != "none"]:
+        g = f["gain_over_sgd"][col]
+        lines.append(verdict(
+            beyond_spread(g["diff"], g["spread"]),
+            f"l-SAM adds to `{col}` (gain over SGD stays positive)",
+            f"gain {g['diff']:+.3f}, spread {fmt(g['spread'])}"))
+    if f["lgv_lsam_vs_lgv"] is not None:
+        g = f["lgv_lsam_vs_lgv"]
+        lines.append(verdict(
+            beyond_spread(g["diff"], g["spread"]), "LGV + l-SAM beats LGV alone",
+            f"LGV from l-SAM minus LGV from SGD: {g['diff']:+.3f}, spread {fmt(g['spread'])}"))
+    if f["n_combined"]:
+        lines.append(f"\nl-SAM's gain over SGD is positive under {f['n_complemented']} of "
+                     f"{f['n_combined']} combinations.")
+    return lines

@@ -25,6 +25,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, TransferJob
+from flatness.study.report import beyond_spread, fmt, verdict
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
@@ -132,3 +133,28 @@ CHAPTER = Chapter(
     summarize=summarize,
     validate=validate,
 )
+
+
+def verdict_lines(data: dict[str, Any]) -> list[str]:
+    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
+    lines = []
+    window = data["findings"]["window"]
+    for peak in data["findings"]["decays_followed_by_gain"]:
+        s = data["schedules"][peak["schedule"]]
+        spread = max(2 * max(s["success_std"]), 0.01)
+        lines.append(verdict(
+            beyond_spread(peak["gain"], spread),
+            f"schedule `{peak['schedule']}`: success peaks within {window} epochs after the decay "
+            f"at epoch {peak['decay']}",
+            f"best {fmt(peak['peak_success'])} at epoch {peak['peak_epoch']} vs "
+            f"{fmt(peak['before_mean'])} before; spread {fmt(spread)}"))
+    constant = data["schedules"].get("constant")
+    if constant:
+        gap = constant["best_success"] - constant["final_success"]
+        spread = max(2 * max(constant["success_std"]), 0.01)
+        lines.append(verdict(
+            bool(gap <= spread),
+            "with a constant learning rate there is no early peak to catch",
+            f"best {fmt(constant['best_success'])} at epoch {constant['best_epoch']} vs final "
+            f"{fmt(constant['final_success'])}"))
+    return lines

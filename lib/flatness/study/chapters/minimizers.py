@@ -32,6 +32,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, SharpnessJob, TransferJob
+from flatness.study.report import beyond_spread, verdict
 from flatness.training import TrainConfig
 
 #: Display order of the minimizers (``python -m flatness minimizers`` documents each).
@@ -536,3 +537,45 @@ CHAPTER = Chapter(
     summarize=summarize,
     validate=validate,
 )
+
+
+def verdict_lines(data: dict[str, Any]) -> list[str]:
+    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
+    f = data["findings"]
+    lines = []
+    best = f["best"]
+    if best:
+        gain, spread = best["gain_vs_early_stopped_points"], best["spread_points"]
+        lines.append(verdict(
+            beyond_spread(gain, spread),
+            "the best minimizer transfers better than early-stopped SGD "
+            f"(paper: up to +{f['paper_gain_points']} points for SAM)",
+            f"best: {best['label']}, {100 * best['success']:.1f} % success, "
+            f"{gain:+.1f} points over early-stopped SGD, {best['gain_vs_full_points']:+.1f} over "
+            f"fully trained SGD; spread {spread:.1f} points"))
+    for item in f["large_rho"]:
+        gain, spread = item["success_gain_points"], item["spread_points"]
+        # agrees when the largest rho is the best and beyond the spread of the smallest;
+        # disagrees when it transfers no better than the smallest
+        lines.append(verdict(
+            beyond_spread(gain, spread) if item["largest_is_best"] or gain <= 0 else None,
+            f"{item['minimizer']}: the largest rho transfers best",
+            f"best rho {item['best_rho']:g} of {item['smallest_rho']:g}..{item['largest_rho']:g}; "
+            f"largest vs smallest rho {gain:+.1f} points (spread {spread:.1f})"))
+        cost = item["accuracy_cost_points"]
+        if cost is not None:
+            lines.append(verdict(
+                bool(cost > 1.0) if abs(cost) > 1.0 else None,
+                f"{item['minimizer']}: a large rho costs natural accuracy",
+                f"test accuracy {cost:+.1f} points lower at rho {item['largest_rho']:g} than at "
+                f"{item['smallest_rho']:g}"))
+    for key, name in (("top_eigenvalue", "top eigenvalue"), ("trace", "trace")):
+        corr = f["sharpness_correlation"][key]
+        if corr["spearman"] is None:
+            continue
+        lines.append(verdict(
+            bool(corr["spearman"] < 0) if abs(corr["spearman"]) >= 0.3 else None,
+            f"flatter surrogates (lower {name}) transfer better",
+            f"Spearman {corr['spearman']:+.2f}, Pearson {corr['pearson']:+.2f} over "
+            f"{corr['n']} surrogates at their final epoch"))
+    return lines

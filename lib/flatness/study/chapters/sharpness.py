@@ -39,6 +39,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LandscapeJob, SharpnessJob, TransferJob
+from flatness.study.report import fmt, verdict
 from flatness.training import TrainConfig
 
 #: Sharpness metrics reported by the chapter (keys of the SharpnessJob output).
@@ -484,8 +485,6 @@ MIN_SPREAD = 0.01
 
 def verdict_lines(data: dict[str, Any]) -> list[str]:
     """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    from flatness.study.report import fmt, verdict
-
     f = data["findings"]
     names = {"top_eigenvalue": "largest eigenvalue", "trace": "trace"}
     lines = []
@@ -631,8 +630,6 @@ def model_label(name: str, data: dict[str, Any]) -> str:
 
 def decay_table(data: dict[str, Any]) -> str:
     """Markdown table: each metric at each decay, after it, and its renewed rise."""
-    from flatness.study.report import fmt
-
     f = data["findings"]
     rows = ["| metric | decay | at decay | next epochs | change | lowest after (epoch) | "
             "end of segment (epoch) | rise |", "|---|---|---|---|---|---|---|---|"]
@@ -652,8 +649,6 @@ def landscape_table(data: dict[str, Any]) -> str:
     """Markdown table of the flatness measures of every landscape model (train loss)."""
     rows = ["| model | train loss | test acc | curvature at 0 | rise at half span | "
             "rise at full span | mean 2-D rise |", "|---|---|---|---|---|---|---|"]
-    from flatness.study.report import fmt
-
     for key, entry in data["landscapes"].items():
         name, shape = key.rsplit("/", 1)
         if shape != "1d":
