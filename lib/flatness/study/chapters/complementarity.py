@@ -80,8 +80,6 @@ def defaults(scale: Scale) -> dict[str, Any]:
     }
 
 
-
-
 def _number(params: dict[str, Any], key: str, *, positive: bool = False) -> None:
     value = params[key]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
