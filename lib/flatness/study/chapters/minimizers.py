@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
-from flatness.scales import Scale, get_scale
+from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
     check_names,
     check_seeds,
     checkpoint_epochs,
-    default_seeds,
+    comparison_seeds,
     scale_attack,
     seed_stats,
     surrogate,
@@ -60,12 +60,6 @@ RHOS: dict[str, dict[str, list[float]]] = {
 RHOS["paper"] = RHOS["gpu"]
 MINIMIZERS_AT = {"smoke": ["sgd", "sam", "swa"],
                  "cpu": ["sgd", "sam", "asam", "swa"]}
-#: Seeds of the SGD / SAM / l-SAM comparison per named scale, used while the scale's own seeds
-#: are the named ones (a ``seeds`` override of the scale wins). At cpu, two SGD surrogates on
-#: the same 2,000 images (other initialisation and batch order) differed by 12 points of
-#: success at the final epoch, more than the minimizers did: two seeds could not rank them, so
-#: this chapter trains four (about an hour on 2 cores beyond the scale's two).
-SEEDS_AT = {"cpu": [0, 1, 2, 3]}
 #: Fewer seeds for the other minimizers at cpu, to fit the budget (SWA: the scale's two).
 MINIMIZER_SEEDS_AT = {"cpu": {"asam": [0], "swa": [0, 1]}}
 
@@ -86,9 +80,7 @@ def _hessian_defaults(scale: Scale) -> dict[str, Any]:
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
-    seeds = default_seeds(scale)
-    if scale.name in SEEDS_AT and tuple(seeds) == tuple(get_scale(scale.name).seeds):
-        seeds = SEEDS_AT[scale.name]
+    seeds = comparison_seeds(scale)
     smoke = scale.name == "smoke"
     rhos = RHOS.get(scale.name, RHOS["paper"])
     minimizer_seeds = MINIMIZER_SEEDS_AT.get(scale.name, {})
