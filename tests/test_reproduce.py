@@ -77,6 +77,10 @@ def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch
     published = tmp_path / "results" / "smoke" / "lr_decay.json"
     assert published.is_file()
     assert "lr_decay" in summary_table(summaries)
+    # a second run (another worker summarised the chapter first) still publishes the file
+    published.unlink()
+    reproduce(spec.scale, names=["lr_decay"], data=shared_cifar, device="cpu", progress=False)
+    assert published.is_file()
 
 
 def test_committed_result_serves_default_requests_and_matching_explicit_ones(

@@ -141,7 +141,10 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
                       "data": ctx.data_source, "code": code_commit()})
     cached = cache_subdir(f"results/{spec.scale.name}") / f"{chapter.name}-{key}.json"
     if not recompute and cached.is_file():
-        return read_result(cached, kind=RESULT_KIND)
+        result = read_result(cached, kind=RESULT_KIND)
+        if publish:  # computed by another process (a second worker, an earlier run)
+            write_result(committed, result)
+        return result
 
     started = time.perf_counter()
     jobs = chapter.jobs(spec, params)
