@@ -161,6 +161,10 @@ def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(
     commit(jobs[:-1])  # computed from other jobs than the code now plans
     assert committed_result("lr_decay", cpu) is None
     assert "no: the code defines its jobs differently" in render(tmp_path)
+    del params["schedules"]  # a parameter the chapter has since required
+    commit(jobs)
+    assert committed_result("lr_decay", cpu) is None
+    assert "no: its parameters no longer fit the chapter (KeyError" in render(tmp_path)
 
 
 def test_every_committed_result_is_served() -> None:

@@ -87,9 +87,12 @@ def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
     if stored_jobs is not None:
         from flatness.study.chapters import get_chapter  # the registry imports this module
 
-        owner = get_chapter(chapter)
         spec = StudySpec(scale)
-        if stored_jobs != jobs_hash(spec, owner.jobs(spec, result.config.get("params", {}))):
+        try:
+            planned = get_chapter(chapter).jobs(spec, result.config.get("params", {}))
+        except (FlatnessError, KeyError, TypeError, ValueError) as exc:
+            return f"its parameters no longer fit the chapter ({type(exc).__name__}: {exc})"
+        if stored_jobs != jobs_hash(spec, planned):
             return "the code defines its jobs differently since it was computed"
     return None
 
