@@ -135,13 +135,17 @@ CHAPTER = Chapter(
 )
 
 
+def _spread(schedule: dict[str, Any]) -> float:
+    """A schedule's seed-to-seed spread: 2 std at its noisiest epoch, at least 1 point."""
+    return max(2 * max(schedule["success_std"]), 0.01)
+
+
 def verdict_lines(data: dict[str, Any]) -> list[str]:
     """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
     lines = []
     window = data["findings"]["window"]
     for peak in data["findings"]["decays_followed_by_gain"]:
-        s = data["schedules"][peak["schedule"]]
-        spread = max(2 * max(s["success_std"]), 0.01)
+        spread = _spread(data["schedules"][peak["schedule"]])
         lines.append(verdict(
             beyond_spread(peak["gain"], spread),
             f"schedule `{peak['schedule']}`: success peaks within {window} epochs after the decay "
@@ -151,7 +155,7 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     constant = data["schedules"].get("constant")
     if constant:
         gap = constant["best_success"] - constant["final_success"]
-        spread = max(2 * max(constant["success_std"]), 0.01)
+        spread = _spread(constant)
         lines.append(verdict(
             bool(gap <= spread),
             "with a constant learning rate there is no early peak to catch",

@@ -85,7 +85,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
     rhos = RHOS.get(scale.name, RHOS["paper"])
     minimizer_seeds = MINIMIZER_SEEDS_AT.get(scale.name, {})
     return {
-        "seeds": seeds[:1] if smoke else list(seeds),
+        "seeds": seeds[:1] if smoke else seeds,
         "minimizers": list(MINIMIZERS_AT.get(scale.name, ORDER)),
         "rhos": {m: list(r) for m, r in rhos.items()},
         "minimizer_seeds": {m: list(v) for m, v in minimizer_seeds.items()},

@@ -50,7 +50,7 @@ from flatness.study.jobs import (
     TrainJob,
     TransferJob,
 )
-from flatness.study.report import fmt, verdict
+from flatness.study.report import beyond_spread, fmt, verdict
 from flatness.training import TrainConfig
 
 CIFAR10 = "cifar10"
@@ -371,23 +371,20 @@ CHAPTER = Chapter(
 )
 
 
-def _helps(es: dict[str, Any]) -> bool | None:
-    """Early stopping helps beyond the spread (True), within it (None), or not (False)."""
-    return True if es["helps"] else (None if es["gain"] > 0 else False)
-
-
 def verdict_lines(data: dict[str, Any]) -> list[str]:
     """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
     lines = []
     for name, es in data["findings"]["surrogates"].items():
         lines.append(verdict(
-            _helps(es), f"early stopping helps a surrogate trained on {LABELS[name]}",
+            beyond_spread(es["gain"], es["spread"]),
+            f"early stopping helps a surrogate trained on {LABELS[name]}",
             f"best {fmt(es['best_success'])} at epoch {es['best_epoch']} vs final "
             f"{fmt(es['final_success'])} at epoch {es['final_epoch']}; gain {es['gain']:+.3f}, "
             f"spread {fmt(es['spread'])}"))
     for name, es in data["findings"]["targets"].items():
         lines.append(verdict(
-            _helps(es), f"early stopping helps towards a target trained on {LABELS[name]}",
+            beyond_spread(es["gain"], es["spread"]),
+            f"early stopping helps towards a target trained on {LABELS[name]}",
             f"best {fmt(es['best_success'])} at epoch {es['best_epoch']} vs final "
             f"{fmt(es['final_success'])}; gain {es['gain']:+.3f}, spread {fmt(es['spread'])}"))
     acc = data["findings"]["accuracy"]
@@ -402,7 +399,7 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     if check is not None:
         for b in check["per_eps"]:
             lines.append(verdict(
-                b["more_robust"] or (None if b["gain"] > 0 else False),
+                beyond_spread(b["gain"], b["spread"]),
                 f"a surrogate trained on D_R resists L2 attacks of eps {b['eps']:g} better than "
                 "one trained on as many CIFAR-10 images (Ilyas et al.)",
                 f"accuracy {fmt(b['d_r'])} vs {fmt(b['cifar10'])}; gain {b['gain']:+.3f}, spread "
