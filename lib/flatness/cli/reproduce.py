@@ -21,12 +21,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: start a local Ray instance)")
     parser.add_argument("--no-publish", action="store_true",
                         help="keep results in the cache instead of results/<scale>/")
+    parser.add_argument("--plan", action="store_true",
+                        help="run nothing: per chapter and kind, the jobs cached and to run, "
+                             "and the compute time the cached ones recorded")
 
 
 def run(args: argparse.Namespace) -> int:
     from flatness.study.reproduce import reproduce, summary_table
 
     names = [n.strip() for n in args.chapters.split(",")] if args.chapters else None
+    if args.plan:
+        from flatness.study.context import StudySpec
+        from flatness.study.plan import plan, plan_table
+
+        print(plan_table(plan(StudySpec.create(scale_from_args(args), args.data, args.device),
+                              names)))
+        return 0
     summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
                           executor=args.executor, address=args.address,
                           publish=not args.no_publish)

@@ -65,9 +65,14 @@ class Built:
     def datasets(self, cifar_test: ArrayDataset) -> tuple[ArrayDataset, ArrayDataset]:
         """(train = this set, test = the original CIFAR-10 test set)."""
         a = self.artifact
-        source = f"{self.kind}:{self.key} from {a.provenance.get('data_copy', '?')}"
+        source = derived_source(self.kind, self.key, a.provenance.get("data_copy", "?"))
         return (ArrayDataset(a.images, a.labels, a.classes, source, name=self.kind),
                 cifar_test)
+
+
+def derived_source(kind: str, key: str, data_copy: str) -> str:
+    """The ``source`` string of a derived dataset (it names the training runs made on it)."""
+    return f"{kind}:{key} from {data_copy}"
 
 
 def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.PathLike | None = None,

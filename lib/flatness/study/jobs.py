@@ -24,10 +24,12 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
+from flatness.robust.build import derived_source
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
 from flatness.study.context import StudyContext, StudySpec, short_hash
 from flatness.training import TrainConfig
+from flatness.training.runs import Run, runs_root
 
 
 class Job:
@@ -61,6 +63,15 @@ class Job:
         folder = cache_subdir(f"jobs/{self.kind}")
         inputs = short_hash({"inputs": self.inputs_hash(ctx.spec), "data": ctx.data_source})
         return folder / f"{self.key()}-{inputs}.json"
+
+    def cached_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        """The output if it is cached, else None (computes nothing)."""
+        path = self.output_path(ctx)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def compute_time_s(self, output: dict[str, Any]) -> float:
+        """The compute time this job's ``output`` records, in seconds."""
+        return float(output.get("wall_time_s") or 0.0)
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:
         path = self.output_path(ctx)
@@ -102,6 +113,24 @@ class TrainJob(Job):
         return {"run": str(run.dir), "run_id": run.info["run_id"], "metrics": run.metrics(),
                 "provenance": run.provenance}
 
+    def cached_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        """The finished run's output (without its metrics), else None. A run on a derived
+        dataset is named by that dataset's build, so it is unknown until the build is cached."""
+        if self.config.dataset == "cifar10":
+            source = ctx.data_source
+        else:
+            built = DatasetJob(self.config.dataset).cached_output(ctx)
+            if built is None:
+                return None
+            source = derived_source(built["kind"], built["artifact_key"], ctx.data_source)
+        run = Run(runs_root(ctx.spec.runs_out) / self.config.run_name(source))
+        if run.status.get("status") != "complete":
+            return None
+        return {"run": str(run.dir), "run_id": run.info["run_id"], "provenance": run.provenance}
+
+    def compute_time_s(self, output: dict[str, Any]) -> float:
+        return float(output["provenance"].get("wall_time_s") or 0.0)
+
 
 @dataclass(frozen=True)
 class DatasetJob(Job):
@@ -128,6 +157,12 @@ class DatasetJob(Job):
     @property
     def label(self) -> str:
         return f"dataset {self.dataset}"
+
+    def compute_time_s(self, output: dict[str, Any]) -> float:
+        """The construction alone (the job's own wall time is near zero when
+        ``build_dataset`` ran first); its source model's training, which several kinds share,
+        is ``output["source_model_wall_s"]``."""
+        return float(output.get("construction_s") or 0.0)
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         import numpy as np

@@ -1,0 +1,58 @@
+"""The study's dry run: every job once, what is cached, and the compute the cache recorded."""
+
+from __future__ import annotations
+
+from flatness.cli import main
+from flatness.study import StudySpec
+from flatness.study.executors import closure
+from flatness.study.jobs import TrainJob
+from flatness.study.plan import plan, plan_table, study_jobs
+from flatness.study.reproduce import reproduce
+from flatness.training import TrainConfig
+
+
+def _spec(shared_cifar) -> StudySpec:
+    # 12 attack images: no other test attacks with these, so the attacks start uncached
+    return StudySpec.create("smoke", data=shared_cifar, device="cpu", n_attack_images=12,
+                            epochs=2, decay_epochs="1")
+
+
+def test_plan_lists_every_job_once_and_sees_what_reproduce_cached(
+        shared_cifar, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path / "results"))
+    spec = _spec(shared_cifar)
+    before = plan(spec, ["lr_decay"])
+    expected = closure(study_jobs(spec, ["lr_decay"])["lr_decay"], spec)
+    assert [p.label for p in before] == [job.label for job in expected]
+    attacks = [p for p in before if p.kind == "transfer"]
+    assert attacks and not any(p.cached or p.compute_s for p in attacks)
+
+    reproduce(spec.scale, names=["lr_decay"], data=shared_cifar, device="cpu", progress=False)
+    after = plan(spec, ["lr_decay"])
+    assert [p.label for p in after] == [p.label for p in before]
+    assert all(p.cached and p.compute_s > 0 for p in after)
+    total = plan_table(after).splitlines()[-1].split()
+    assert total[:4] == ["total", str(len(after)), str(len(after)), "0"]
+    hours = sum(p.compute_s for p in after) / 3600
+    assert float(total[4]) == round(hours, 2)
+
+
+def test_a_run_on_a_derived_dataset_not_built_yet_is_not_cached(shared_cifar):
+    spec = _spec(shared_cifar)
+    dataset = "d_r@smoke[robust_dataset_size=96]"  # never built by any test
+    job = TrainJob(TrainConfig(dataset=dataset, arch="resnet18", width=0.125, epochs=1))
+    assert job.cached_output(spec.open()) is None
+
+
+def test_reproduce_plan_prints_the_table_and_runs_nothing(shared_cifar, capsys, monkeypatch):
+    def no_run(*args, **kwargs):
+        raise AssertionError("--plan must not run the study")
+
+    monkeypatch.setattr("flatness.study.reproduce.run_jobs", no_run)
+    code = main(["reproduce", "--plan", "--scale", "smoke", "--set", "n_attack_images=12",
+                 "--chapters", "sharpness", "--data", str(shared_cifar), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[0].split() == ["chapter", "kind", "jobs", "cached", "to", "run",
+                                           "recorded", "h"]
+    assert "sharpness" in out and out.splitlines()[-1].startswith("total")
