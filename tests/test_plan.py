@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flatness.cli import main
 from flatness.study import StudySpec
 from flatness.study.executors import closure
@@ -56,3 +58,12 @@ def test_reproduce_plan_prints_the_table_and_runs_nothing(shared_cifar, capsys, 
     assert out.splitlines()[0].split() == ["chapter", "kind", "jobs", "cached", "to", "run",
                                            "recorded", "h"]
     assert "sharpness" in out and out.splitlines()[-1].startswith("total")
+
+
+@pytest.mark.parametrize("scale", ["gpu", "paper"])
+def test_the_gpu_and_paper_studies_plan_every_kind_of_job(cifar_tiny, scale):
+    """The scales no test trains at still make a valid graph (their defaults, their epochs)."""
+    planned = plan(StudySpec.create(scale, data=cifar_tiny, device="cpu"))
+    assert len(planned) > 200 and not any(p.cached for p in planned)
+    assert {p.kind for p in planned} == {"dataset", "train", "transfer", "robustness",
+                                         "sharpness", "landscape", "lgv"}
