@@ -93,7 +93,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
         # sharpness over training (cpu: every 4th epoch and the decay windows, half the
-        # images, cheap Hessian settings: about 10-15 min on 2 cores for two seeds)
+        # images, cheap Hessian settings: about 15 min per seed on 2 cores)
         "sharpness_every": {"smoke": 1, "cpu": 4, "gpu": 4}.get(
             scale.name, max(1, scale.epochs // 30)),
         "sharpness_images": scale.sharpness_images // 2 if scale.name == "cpu"
