@@ -65,3 +65,20 @@ def test_ilyas_checks_are_a_row_of_their_own():
     assert "prerequisite" in check.chapter and "0.300 vs CIFAR-10 0.100" in check.ours
     rows = compare({"robust_features": robust_result(0.1, 0.1, True, False)})
     assert [r.status for r in rows if r.chapter.startswith("1.")][1] == PARTLY
+
+
+def minimizers_result(gain_points: float, spread_points: float) -> Result:
+    best = {"label": "SAM rho=0.05", "success": 0.4, "gain_vs_early_stopped_points": gain_points,
+            "spread_points": spread_points, "gain_vs_full_points": gain_points + 5}
+    return Result(kind="chapter", scale="cpu", config={}, seeds=[0, 1],
+                  data={"findings": {"best": best, "large_rho": []}})
+
+
+def test_a_minimizers_gain_follows_the_chapters_verdict_rule():
+    def status(gain: float, spread: float) -> str:
+        rows = compare({"minimizers": minimizers_result(gain, spread)})
+        return next(r for r in rows if r.chapter == "4. minimizers").status
+
+    assert status(8.0, 5.0) == REPRODUCED
+    assert status(3.0, 5.0) == PARTLY  # a gain inside the seed spread
+    assert status(-3.0, 5.0) == NOT_REPRODUCED  # below early stopping, even within the spread

@@ -9,6 +9,7 @@ scale is the protocol of ``shared/PAPER.md``; the others shrink it while keeping
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class Scale:
 
     def replace(self, **overrides: Any) -> Scale:
         """A copy with some fields changed (values are coerced to the field's type)."""
-        hints = typing.get_type_hints(Scale)
+        hints = _field_types()
         coerced = {}
         for key, value in overrides.items():
             if key not in hints:
@@ -84,6 +85,12 @@ class Scale:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Scale's fields and their annotated types (resolved once: annotations are strings)."""
+    return typing.get_type_hints(Scale)
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:

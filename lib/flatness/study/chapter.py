@@ -153,6 +153,7 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     jobs = chapter.jobs(spec, params)
     outputs = run_jobs(jobs, spec, executor=executor, address=address)
     data = chapter.summarize(ctx, params, outputs)
+    every_job = closure(jobs, spec)  # dependencies included: the compute behind the result
     result = Result(
         kind=RESULT_KIND,
         scale=spec.scale.name,
@@ -162,8 +163,8 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
         seeds=list(params.get("seeds", [])),
         data_copy=ctx.data_source,
         provenance=provenance(ctx.device, wall_time_s=round(time.perf_counter() - started, 1),
-                              compute_time_s=round(_compute_time(closure(jobs, spec), outputs), 1),
-                              jobs=len(closure(jobs, spec)), executor=executor),
+                              compute_time_s=round(_compute_time(every_job, outputs), 1),
+                              jobs=len(every_job), executor=executor),
     )
     write_result(cached, result)
     if publish:

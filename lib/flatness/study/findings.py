@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flatness.results import Result
+from flatness.study.chapters.lr_decay import schedule_spread
+from flatness.study.report import beyond_spread
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_COMPUTED = (
     "reproduced", "partly", "not reproduced", "not computed")
@@ -35,6 +37,14 @@ def _status(hits: int, total: int) -> str:
     if hits == total:
         return REPRODUCED
     return PARTLY if hits else NOT_REPRODUCED
+
+
+def _gain_status(gain: float | None, spread: float) -> str:
+    """A claimed gain's status, by the chapters' verdict rule (:func:`report.beyond_spread`):
+    beyond the seed spread reproduced, positive within it partly, none not reproduced."""
+    if gain is None:
+        return NOT_COMPUTED
+    return {True: REPRODUCED, None: PARTLY, False: NOT_REPRODUCED}[beyond_spread(gain, spread)]
 
 
 def _pts(x: float | None) -> str:
@@ -92,9 +102,7 @@ def lr_decay(r: Result) -> Finding:
     hits = 0
     parts = []
     for g in gains:
-        spread = max(2 * max(schedules[g["schedule"]]["success_std"]), 0.01)
-        hit = g["gain"] > spread
-        hits += hit
+        hits += beyond_spread(g["gain"], schedule_spread(schedules[g["schedule"]])) is True
         parts.append(f"{g['schedule']} decay@{g['decay']}: {_pts(g['gain'])}")
     constant = schedules.get("constant")
     extra = ""
@@ -133,10 +141,9 @@ def minimizers(r: Result) -> list[Finding]:
                             NOT_COMPUTED, "no minimizer other than SGD was run", r.scale))
     else:
         gain = best["gain_vs_early_stopped_points"]
-        beats = gain > best["spread_points"]
         rows.append(Finding(
             "4. minimizers", "Sharpness-aware minimizers beat early-stopped SGD; SAM by up to "
-            "+28.8 points.", REPRODUCED if beats else (PARTLY if gain > 0 else NOT_REPRODUCED),
+            "+28.8 points.", _gain_status(gain, best["spread_points"]),
             f"best: {best['label']} at {100 * best['success']:.1f} %, {gain:+.1f} pts over "
             f"early-stopped SGD (spread {best['spread_points']:.1f}), "
             f"{best['gain_vs_full_points']:+.1f} pts over fully trained SGD", r.scale))
@@ -178,8 +185,7 @@ def complementarity(r: Result) -> list[Finding]:
     lgv = f.get("lgv_lsam_vs_lgv")
     rows.append(Finding(
         "5. complementarity (LGV + l-SAM)", "LGV + l-SAM beats LGV alone.",
-        NOT_COMPUTED if lgv is None else (REPRODUCED if lgv["significant"] else
-                                          PARTLY if lgv["better"] else NOT_REPRODUCED),
+        NOT_COMPUTED if lgv is None else _gain_status(lgv["diff"], lgv["spread"]),
         "not computed" if lgv is None else f"{_pts(lgv['diff'])} (spread {_pts(lgv['spread'])})",
         r.scale))
     return rows

@@ -81,13 +81,19 @@ def peak_after_decay(epochs: list[int], success: list[float], decay: int, window
             "before_mean": float(s[before].mean()), "gain": float(s[best] - s[before].mean())}
 
 
+def _in_order(schedules: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+    """Schedules most decays first, then by first decay: the summary is the same whichever
+    order the parameters list them in (a committed file's JSON sorts them by name)."""
+    return sorted(schedules.items(), key=lambda item: (-len(item[1]), item[1], item[0]))
+
+
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
               ) -> dict[str, Any]:
     scale = ctx.scale
     window = max(2, scale.epochs // 10)
     schedules: dict[str, Any] = {}
     targets: list[str] = []
-    for name, decays in params["schedules"].items():
+    for name, decays in _in_order(params["schedules"]):
         runs = [outputs[_job(scale, params, decays, seed).key()]
                 for seed in _seeds_for(name, params)]
         targets = runs[0]["targets"]
@@ -135,7 +141,7 @@ CHAPTER = Chapter(
 )
 
 
-def _spread(schedule: dict[str, Any]) -> float:
+def schedule_spread(schedule: dict[str, Any]) -> float:
     """A schedule's seed-to-seed spread: 2 std at its noisiest epoch, at least 1 point."""
     return max(2 * max(schedule["success_std"]), 0.01)
 
@@ -145,7 +151,7 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     lines = []
     window = data["findings"]["window"]
     for peak in data["findings"]["decays_followed_by_gain"]:
-        spread = _spread(data["schedules"][peak["schedule"]])
+        spread = schedule_spread(data["schedules"][peak["schedule"]])
         lines.append(verdict(
             beyond_spread(peak["gain"], spread),
             f"schedule `{peak['schedule']}`: success peaks within {window} epochs after the decay "
@@ -155,7 +161,7 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     constant = data["schedules"].get("constant")
     if constant:
         gap = constant["best_success"] - constant["final_success"]
-        spread = _spread(constant)
+        spread = schedule_spread(constant)
         lines.append(verdict(
             bool(gap <= spread),
             "with a constant learning rate there is no early peak to catch",

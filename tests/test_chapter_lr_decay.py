@@ -1,0 +1,38 @@
+"""Chapter 2's summary: peaks after decays, read from (fake) transfer curves."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from flatness.scales import get_scale
+from flatness.study.chapters import lr_decay as ch
+
+SCALE = get_scale("smoke", epochs=20, decay_epochs="10,15", checkpoint_every=1)
+
+
+def fake_outputs(params: dict) -> dict:
+    """A curve per schedule and seed that jumps by 0.1 right after each of its decays."""
+    epochs = list(range(1, SCALE.epochs + 1))
+    outputs = {}
+    for decays in params["schedules"].values():
+        for seed in params["seeds"]:
+            mean = [0.2 + 0.1 * sum(e > d for d in decays) + 0.01 * seed for e in epochs]
+            job = ch._job(SCALE, params, decays, seed)
+            outputs[job.key()] = {"targets": ["t"], "epochs": epochs, "mean": mean,
+                                  "success": [[m] for m in mean], "test_acc": [0.5] * 20}
+    return outputs
+
+
+def test_the_summary_does_not_depend_on_the_order_schedules_are_listed_in():
+    schedules = {"standard": [10, 15], "constant": [], "single@5": [5], "single@12": [12]}
+    listed = ch.CHAPTER.parameters(SCALE, {"seeds": [0, 1], "single_decay_seeds": [0],
+                                           "schedules": schedules})
+    by_name = dict(listed, schedules=dict(sorted(schedules.items())))  # as JSON stores them
+    ctx = SimpleNamespace(scale=SCALE)
+    a = ch.summarize(ctx, listed, fake_outputs(listed))
+    b = ch.summarize(ctx, by_name, fake_outputs(by_name))
+    assert a == b
+    peaks = a["findings"]["decays_followed_by_gain"]
+    assert [(p["schedule"], p["decay"]) for p in peaks] == [
+        ("standard", 10), ("standard", 15), ("single@5", 5), ("single@12", 12)]
+    assert all(abs(p["gain"] - 0.1) < 1e-9 for p in peaks)
