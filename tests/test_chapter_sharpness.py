@@ -116,6 +116,23 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
     assert all(j.points == p["interpolation_points"] for j in interp)
 
 
+def test_at_cpu_chapters_2_and_3_read_chapter_4s_sgd_seeds_and_jobs():
+    """Chapter 3's attacks and Hessians of every SGD seed, and chapter 2's standard schedule,
+    are chapter 4's own jobs: more seeds for chapters 2 and 3 cost no extra compute there."""
+    spec = StudySpec.create("cpu")
+    scale = spec.scale
+    p3 = ch.CHAPTER.parameters(scale, {})
+    p2 = lr_decay.CHAPTER.parameters(scale, {})
+    p4 = minimizers.CHAPTER.parameters(scale, {})
+    assert p3["seeds"] == p2["seeds"] == p4["seeds"] == [0, 1, 2, 3]
+    ch4 = {j.key() for j in minimizers.jobs(spec, p4)}
+    assert {j.key() for j in ch.jobs(spec, p3)
+            if isinstance(j, (TransferJob, SharpnessJob))} <= ch4
+    standard = [j for j in lr_decay.jobs(spec, p2)
+                if j.surrogate.decay_epochs == tuple(scale.decay_epochs)]
+    assert len(standard) == 4 and {j.key() for j in standard} <= ch4
+
+
 def test_hessian_budget_is_part_of_the_sharpness_job():
     paper = get_scale("paper")
     job = ch.sharpness_job(paper, params(paper), 0)

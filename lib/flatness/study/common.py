@@ -76,11 +76,14 @@ def default_seeds(scale: Scale) -> list[int]:
 #: two SGD surrogates on the same 2,000 images (other initialisation and batch order)
 #: differed by 12 points of success at the final epoch, more than the minimizers did: two
 #: seeds could not rank them, so these comparisons train four (about an hour on 2 cores).
+#: Chapters 2 and 3 read the same SGD seeds: their standard-schedule attacks and Hessians are
+#: chapter 4's jobs, so only chapter 2's constant-schedule runs cost more.
 COMPARISON_SEEDS = {"cpu": [0, 1, 2, 3]}
 
 
 def comparison_seeds(scale: Scale) -> list[int]:
-    """The seeds chapters 4 and 5 compare SGD, SAM and l-SAM over (see COMPARISON_SEEDS)."""
+    """The SGD seeds of chapters 2-5, over which 4 and 5 compare SGD, SAM and l-SAM
+    (see COMPARISON_SEEDS)."""
     seeds = default_seeds(scale)
     if scale.name in COMPARISON_SEEDS and tuple(seeds) == tuple(get_scale(scale.name).seeds):
         return list(COMPARISON_SEEDS[scale.name])
