@@ -12,6 +12,7 @@ from flatness.errors import FlatnessError
 from flatness.scales import get_scale
 from flatness.study.chapters import complementarity as ch
 from flatness.study.chapters import lr_decay
+from flatness.study.common import MIN_SPREAD
 from flatness.study.context import StudySpec
 from flatness.study.jobs import TransferJob
 
@@ -187,7 +188,7 @@ def test_compare_is_paired_by_seed():
     assert c["std"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
     assert c["spread"] == pytest.approx(2 * c["std"])
     one = ch.compare({"seeds": [0], "seeds_success": [0.5]}, a)
-    assert one["spread"] == ch.MIN_SPREAD and one["seeds"] == [0]
+    assert one["spread"] == MIN_SPREAD and one["seeds"] == [0]
     with pytest.raises(FlatnessError, match="no common seed"):
         ch.compare({"seeds": [5], "seeds_success": [0.1]}, a)
 

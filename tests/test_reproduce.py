@@ -91,7 +91,8 @@ def test_committed_result_serves_default_requests_and_matching_explicit_ones(
 
     monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
     committed = Result(kind=RESULT_KIND, scale="cpu", config={
-        "chapter": "lr_decay", "params": {"seeds": [0, 1], "eps": 0.03}}, data={"marker": 1})
+        "chapter": "lr_decay", "params": {"seeds": [0, 1], "eps": 0.03},
+        "summary_version": LR_DECAY.summary_version}, data={"marker": 1})
     write_result(committed_path("lr_decay", "cpu"), committed)
     served = chapter_result(LR_DECAY, "auto", {"seeds": None, "eps": None})
     assert served.scale == "cpu" and served.data == {"marker": 1}
@@ -122,7 +123,8 @@ def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, 
     def commit(scale):
         write_result(committed_path("lr_decay", "cpu"), Result(
             kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
-                "chapter": "lr_decay", "params": {}, "scale": to_jsonable(scale.to_dict())}))
+                "chapter": "lr_decay", "params": {}, "scale": to_jsonable(scale.to_dict()),
+                "summary_version": LR_DECAY.summary_version}))
 
     commit(cpu)
     assert committed_result("lr_decay", cpu).data == {"marker": 1}
@@ -147,17 +149,20 @@ def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(
     spec = StudySpec(cpu)
     params = LR_DECAY.parameters(cpu)
 
-    def commit(jobs):
+    def commit(jobs, version=LR_DECAY.summary_version):
         write_result(committed_path("lr_decay", "cpu"), Result(
             kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
                 "chapter": "lr_decay", "params": params, "scale": to_jsonable(cpu.to_dict()),
-                "jobs_hash": jobs_hash(spec, jobs)}))
+                "jobs_hash": jobs_hash(spec, jobs), "summary_version": version}))
 
     jobs = LR_DECAY.jobs(spec, params)
     assert jobs_hash(spec, jobs) == jobs_hash(spec, jobs[::-1])  # order does not matter
     commit(jobs)
     assert committed_result("lr_decay", cpu).data == {"marker": 1}
     assert "| yes |" in render(tmp_path)
+    commit(jobs, version=LR_DECAY.summary_version - 1)  # same jobs, an older summary format
+    assert committed_result("lr_decay", cpu) is None
+    assert f"no: its summary has version {LR_DECAY.summary_version - 1}" in render(tmp_path)
     commit(jobs[:-1])  # computed from other jobs than the code now plans
     assert committed_result("lr_decay", cpu) is None
     assert "no: the code defines its jobs differently" in render(tmp_path)

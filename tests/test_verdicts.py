@@ -54,16 +54,14 @@ def test_a_minimizer_below_early_stopping_disagrees_even_within_the_spread() -> 
     assert label_of(lines, "the largest rho transfers best") == "agrees"
 
 
-def test_a_peak_after_a_decay_is_judged_against_its_schedules_spread() -> None:
+def test_a_peak_after_a_decay_is_judged_against_its_own_seed_paired_spread() -> None:
     peaks = [{"schedule": "standard", "decay": 30, "gain": 0.064, "peak_success": 0.31,
-              "peak_epoch": 33, "before_mean": 0.246},
+              "peak_epoch": 33, "before_mean": 0.246, "spread": 0.04},
              {"schedule": "standard", "decay": 60, "gain": -0.012, "peak_success": 0.27,
-              "peak_epoch": 69, "before_mean": 0.28},
+              "peak_epoch": 69, "before_mean": 0.28, "spread": 0.04},
              {"schedule": "single@18", "decay": 18, "gain": 0.02, "peak_success": 0.28,
-              "peak_epoch": 27, "before_mean": 0.2}]
-    data = {"findings": {"window": 9, "decays_followed_by_gain": peaks},
-            "schedules": {"standard": {"success_std": [0.01, 0.02]},
-                          "single@18": {"success_std": [0.03]}}}
+              "peak_epoch": 27, "before_mean": 0.2, "spread": 0.06}]
+    data = {"findings": {"window": 9, "decays_followed_by_gain": peaks}, "schedules": {}}
     lines = ch2.verdict_lines(data)
     assert [LINE.match(line).group(1) for line in lines] == ["agrees", "disagrees",
                                                             "inconclusive"]

@@ -41,6 +41,9 @@ class Chapter:
     jobs: Callable[[StudySpec, dict[str, Any]], list[Job]]
     summarize: Callable[[StudyContext, dict[str, Any], dict[str, Any]], dict[str, Any]]
     validate: Callable[[dict[str, Any]], None] = lambda params: None
+    #: Raised when the summary's fields or their rules change (its jobs unchanged): committed
+    #: results of an older version are stale, not rendered by code that expects other fields.
+    summary_version: int = 1
 
     def parameters(self, scale: Scale, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The defaults at ``scale`` updated with ``overrides`` (unknown names are errors)."""
@@ -78,18 +81,22 @@ def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
     """Why a committed ``result`` of ``chapter`` no longer describes what the code computes at
     ``scale`` (None when it does): another chapter, another definition of the scale, or jobs
     the code now defines differently for the result's own parameters (a retuned recipe)."""
+    from flatness.study.chapters import get_chapter  # the registry imports this module
+
     if result.config.get("chapter") != chapter:
         return f"it is a result of chapter {result.config.get('chapter')!r}"
+    version, current = result.config.get("summary_version", 1), get_chapter(chapter)
+    if version != current.summary_version:
+        return (f"its summary has version {version} of the chapter's format, the code "
+                f"writes version {current.summary_version}")
     stored = result.config.get("scale")
     if stored is not None and stored != to_jsonable(scale.to_dict()):
         return f"the {scale.name} scale was redefined since it was computed"
     stored_jobs = result.config.get("jobs_hash")
     if stored_jobs is not None:
-        from flatness.study.chapters import get_chapter  # the registry imports this module
-
         spec = StudySpec(scale)
         try:
-            planned = get_chapter(chapter).jobs(spec, result.config.get("params", {}))
+            planned = current.jobs(spec, result.config.get("params", {}))
         except (FlatnessError, KeyError, TypeError, ValueError) as exc:
             return f"its parameters no longer fit the chapter ({type(exc).__name__}: {exc})"
         if stored_jobs != jobs_hash(spec, planned):
@@ -158,7 +165,7 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
         kind=RESULT_KIND,
         scale=spec.scale.name,
         config={"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
-                "jobs_hash": jobs_hash(spec, jobs)},
+                "jobs_hash": jobs_hash(spec, jobs), "summary_version": chapter.summary_version},
         data=to_jsonable(data),
         seeds=list(params.get("seeds", [])),
         data_copy=ctx.data_source,

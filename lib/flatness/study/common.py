@@ -45,6 +45,20 @@ def seed_stats(values: Any) -> dict[str, list[float]]:
     return {"mean": arr.mean(axis=0).tolist(), "std": std.tolist()}
 
 
+#: Smallest spread (success-rate fraction) a difference must exceed: one seed has no spread.
+MIN_SPREAD = 0.01
+
+
+def paired(differences: Any) -> dict[str, float]:
+    """Per-seed differences (a within-run gain, or two surrogates sharing a seed's
+    initialisation and batch order): their mean, std and the spread a claimed gain must
+    exceed, 2 std and at least :data:`MIN_SPREAD`. An offset that a seed has at every epoch
+    cancels out in such a difference, as it does not in the spread of the levels."""
+    d = np.asarray(differences, dtype=float)
+    std = float(d.std(ddof=1)) if d.size > 1 else 0.0
+    return {"mean": float(d.mean()), "std": std, "spread": max(2 * std, MIN_SPREAD)}
+
+
 def check_seeds(params: dict[str, Any]) -> None:
     seeds = params.get("seeds")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flatness.results import Result
-from flatness.study.chapters.lr_decay import schedule_spread
 from flatness.study.report import beyond_spread
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_COMPUTED = (
@@ -102,8 +101,9 @@ def lr_decay(r: Result) -> Finding:
     hits = 0
     parts = []
     for g in gains:
-        hits += beyond_spread(g["gain"], schedule_spread(schedules[g["schedule"]])) is True
-        parts.append(f"{g['schedule']} decay@{g['decay']}: {_pts(g['gain'])}")
+        hits += beyond_spread(g["gain"], g["spread"]) is True
+        parts.append(f"{g['schedule']} decay@{g['decay']}: {_pts(g['gain'])} "
+                     f"(spread {100 * g['spread']:.1f})")
     constant = schedules.get("constant")
     extra = ""
     if constant:

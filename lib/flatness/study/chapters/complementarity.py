@@ -28,6 +28,7 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     comparison_seeds,
+    paired,
     scale_attack,
     seed_stats,
     surrogate,
@@ -50,8 +51,6 @@ PLAIN, LGV = "none", "lgv"
 #: Methods that need training runs of their own (no other chapter trains them): at cpu scale
 #: they use ``baseline_seeds`` (the first seed) to keep the chapter affordable.
 OWN_RUNS = ("swa", "sat")
-#: Smallest spread (success-rate points) a difference must exceed with a single seed.
-MIN_SPREAD = 0.01
 LABELS = {"sgd": "SGD (fully trained)", "early_stopped": "SGD (early stopped)", "sam": "SAM",
           "lsam": "l-SAM", "lgv": "LGV", "swa": "SWA", "sat": "SAT"}
 
@@ -238,10 +237,8 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     common = [s for s in sa if s in sb]
     if not common:
         raise FlatnessError(f"no common seed to compare: {a['seeds']} vs {b['seeds']}")
-    diff = np.array([sa[s] - sb[s] for s in common], dtype=float)
-    std = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
-    return {"diff": float(diff.mean()), "std": std, "spread": max(2 * std, MIN_SPREAD),
-            "seeds": common}
+    diff = paired([sa[s] - sb[s] for s in common])
+    return {"diff": diff["mean"], "std": diff["std"], "spread": diff["spread"], "seeds": common}
 
 
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]

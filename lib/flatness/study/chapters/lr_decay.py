@@ -19,6 +19,7 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     comparison_seeds,
+    paired,
     scale_attack,
     seed_stats,
     surrogate,
@@ -67,18 +68,22 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
             for name, decays in params["schedules"].items() for seed in _seeds_for(name, params)]
 
 
-def peak_after_decay(epochs: list[int], success: list[float], decay: int, window: int
+def peak_after_decay(epochs: list[int], per_seed: list[list[float]], decay: int, window: int
                      ) -> dict[str, Any]:
-    """Best success in the ``window`` epochs after ``decay`` against the ``window`` before."""
+    """Best mean success in the ``window`` epochs after ``decay`` against the mean of the
+    ``window`` before; ``spread``: that gain's, paired by seed (:func:`common.paired`)."""
     e = np.asarray(epochs)
-    s = np.asarray(success, dtype=float)
+    values = np.asarray(per_seed, dtype=float)  # seeds x epochs
+    s = values.mean(axis=0)
     after = (e > decay) & (e <= decay + window)
     before = (e <= decay) & (e > decay - window)
     if not after.any() or not before.any():
         return {"decay": decay, "peak_epoch": None, "gain": None}
     best = int(np.argmax(np.where(after, s, -np.inf)))
+    gain = paired(values[:, best] - values[:, before].mean(axis=1))
     return {"decay": decay, "peak_epoch": int(e[best]), "peak_success": float(s[best]),
-            "before_mean": float(s[before].mean()), "gain": float(s[best] - s[before].mean())}
+            "before_mean": float(s[before].mean()), "gain": gain["mean"],
+            "spread": gain["spread"]}
 
 
 def _in_order(schedules: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
@@ -113,7 +118,10 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
             "best_epoch": epochs[best],
             "best_success": success["mean"][best],
             "final_success": success["mean"][-1],
-            "peaks": [peak_after_decay(epochs, success["mean"], d, window) for d in decays],
+            "best_minus_final_spread": paired([r["mean"][best] - r["mean"][-1]
+                                               for r in runs])["spread"],
+            "peaks": [peak_after_decay(epochs, [r["mean"] for r in runs], d, window)
+                      for d in decays],
         }
     constant = schedules.get("constant")
     findings = {
@@ -138,12 +146,8 @@ CHAPTER = Chapter(
     jobs=jobs,
     summarize=summarize,
     validate=validate,
+    summary_version=2,  # 2: peaks carry their seed-paired spread
 )
-
-
-def schedule_spread(schedule: dict[str, Any]) -> float:
-    """A schedule's seed-to-seed spread: 2 std at its noisiest epoch, at least 1 point."""
-    return max(2 * max(schedule["success_std"]), 0.01)
 
 
 def verdict_lines(data: dict[str, Any]) -> list[str]:
@@ -151,7 +155,7 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     lines = []
     window = data["findings"]["window"]
     for peak in data["findings"]["decays_followed_by_gain"]:
-        spread = schedule_spread(data["schedules"][peak["schedule"]])
+        spread = peak["spread"]
         lines.append(verdict(
             beyond_spread(peak["gain"], spread),
             f"schedule `{peak['schedule']}`: success peaks within {window} epochs after the decay "
@@ -161,10 +165,10 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
     constant = data["schedules"].get("constant")
     if constant:
         gap = constant["best_success"] - constant["final_success"]
-        spread = schedule_spread(constant)
+        spread = constant["best_minus_final_spread"]
         lines.append(verdict(
             bool(gap <= spread),
             "with a constant learning rate there is no early peak to catch",
             f"best {fmt(constant['best_success'])} at epoch {constant['best_epoch']} vs final "
-            f"{fmt(constant['final_success'])}"))
+            f"{fmt(constant['final_success'])}; spread {fmt(spread)}"))
     return lines

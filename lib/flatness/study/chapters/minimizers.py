@@ -22,6 +22,7 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
+    MIN_SPREAD,
     check_names,
     check_seeds,
     checkpoint_epochs,
@@ -39,8 +40,6 @@ from flatness.training import TrainConfig
 ORDER = ("sgd", "sam", "asam", "gsam", "looksam", "gam", "sagm", "swa")
 #: The paper's best gain of SAM over early-stopped SGD, in success-rate points.
 PAPER_GAIN_POINTS = 28.8
-#: Smallest spread (success-rate fraction) a difference must exceed with a single seed.
-MIN_SPREAD = 0.01
 ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 
 #: rho grids per scale. A rho that is "large" for a ResNet-50 after 150 epochs cripples the

@@ -37,6 +37,7 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     default_seeds,
+    paired,
     scale_attack,
     seed_stats,
     surrogate,
@@ -60,8 +61,6 @@ SURROGATE_DATASETS = (CIFAR10, "d_r", "d_nr")
 TARGET_DATASETS = KINDS
 #: The paper's budget per target (confirmed): a robust target needs a much larger eps.
 TARGET_EPS = {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255}
-#: Smallest spread (success-rate points) a difference must exceed with a single seed.
-MIN_SPREAD = 0.01
 #: L2 budgets of the robustness check (Ilyas et al. Fig. 2 evaluate eps 0.25 and 0.5).
 ROBUSTNESS_EPS = (0.25, 0.5)
 ROBUSTNESS_STEPS = 20
@@ -244,10 +243,8 @@ def early_stopping_gain(epochs: list[int], per_seed: list[list[float]]) -> dict[
     values = np.asarray(per_seed, dtype=float)  # seeds x epochs
     mean = values.mean(axis=0)
     best = int(np.argmax(mean))
-    diffs = values[:, best] - values[:, -1]
-    std = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
-    gain = float(diffs.mean())
-    spread = max(2 * std, MIN_SPREAD)
+    diff = paired(values[:, best] - values[:, -1])
+    gain, spread = diff["mean"], diff["spread"]
     return {"best_epoch": int(epochs[best]), "best_success": float(mean[best]),
             "final_epoch": int(epochs[-1]), "final_success": float(mean[-1]),
             "gain": gain, "spread": spread, "helps": bool(gain > spread)}

@@ -33,13 +33,14 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     comparison_seeds,
+    paired,
     scale_attack,
     seed_stats,
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LandscapeJob, SharpnessJob, TransferJob
-from flatness.study.report import fmt, verdict
+from flatness.study.report import beyond_spread, fmt, verdict
 from flatness.training import TrainConfig
 
 #: Sharpness metrics reported by the chapter (keys of the SharpnessJob output).
@@ -400,6 +401,11 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
                     for d, end in zip(decays, bounds[1:])] for m in METRICS}
     success_declines = [segment_change(t_epochs, success["mean"], d, end, "max")
                         for d, end in zip(decays, bounds[1:])]
+    for seg in success_declines:  # the fall from the peak, paired by seed
+        if seg["extreme_epoch"] is not None:
+            peak, last = t_epochs.index(seg["extreme_epoch"]), t_epochs.index(seg["end"])
+            seg["spread"] = paired([t["mean"][peak] - t["mean"][last]
+                                    for t in transfers])["spread"]
 
     best = int(np.argmax(success["mean"]))
     seed0_best = int(np.argmax(transfers[0]["mean"]))
@@ -480,8 +486,6 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
 MIN_REBOUND = 0.1
 #: |Spearman| below this is "no clear correlation".
 MIN_CORRELATION = 0.3
-#: Smallest success-rate difference that counts with one seed (with several: 2 std).
-MIN_SPREAD = 0.01
 
 
 def verdict_lines(data: dict[str, Any]) -> list[str]:
@@ -510,15 +514,14 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
                 "too few epochs measured" if rel is None else
                 f"lowest {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
                 f"{fmt(seg['end_value'])} at epoch {seg['end']} ({_pct(rel)})"))
-    spread = max(2 * max(data["success_std"], default=0.0), MIN_SPREAD)
     for seg in f["success_declines"]:
         if seg["relative"] is None:
             lines.append(verdict(None, f"transferability declines after the decay at epoch "
                                  f"{seg['start']}", "too few epochs measured"))
             continue
-        fall = seg["extreme"] - seg["end_value"]
+        fall, spread = seg["extreme"] - seg["end_value"], seg["spread"]
         lines.append(verdict(
-            bool(fall > spread), f"transferability declines after its peak following the "
+            beyond_spread(fall, spread), f"transferability declines after its peak following the "
             f"decay at epoch {seg['start']}",
             f"peak {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
             f"{fmt(seg['end_value'])} at epoch {seg['end']}; spread {fmt(spread)}"))
@@ -672,4 +675,5 @@ CHAPTER = Chapter(
     jobs=jobs,
     summarize=summarize,
     validate=validate,
+    summary_version=2,  # 2: declines of transferability carry their seed-paired spread
 )
