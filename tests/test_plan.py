@@ -8,7 +8,7 @@ from flatness.cli import main
 from flatness.study import StudySpec
 from flatness.study.executors import closure
 from flatness.study.jobs import TrainJob
-from flatness.study.plan import plan, plan_table, study_jobs
+from flatness.study.plan import PlannedJob, plan, plan_table, study_jobs
 from flatness.study.reproduce import reproduce
 from flatness.training import TrainConfig
 
@@ -36,7 +36,21 @@ def test_plan_lists_every_job_once_and_sees_what_reproduce_cached(
     total = plan_table(after).splitlines()[-1].split()
     assert total[:4] == ["total", str(len(after)), str(len(after)), "0"]
     hours = sum(p.compute_s for p in after) / 3600
-    assert float(total[4]) == round(hours, 2)
+    assert float(total[4]) == round(hours, 2) and total[5] == "0.00"
+
+
+def test_the_compute_still_to_run_is_estimated_from_the_cached_jobs_of_its_kind():
+    def job(kind, cached, seconds=0.0):
+        return PlannedJob("lr_decay", kind, f"{kind} job", cached, seconds)
+
+    planned = [job("train", True, 3600), job("train", True, 10800), job("train", False),
+               job("train", False), job("transfer", False)]
+    lines = plan_table(planned).splitlines()
+    train = next(line for line in lines if " train " in line).split()
+    assert train[2:] == ["4", "2", "2", "4.00", "4.00"]  # two more at the 2 h mean
+    transfer = next(line for line in lines if " transfer " in line).split()
+    assert transfer[-1] == "?"  # nothing of its kind cached: no estimate
+    assert lines[-1].split()[-1] == "?"
 
 
 def test_a_run_on_a_derived_dataset_not_built_yet_is_not_cached(shared_cifar):
@@ -56,7 +70,7 @@ def test_reproduce_plan_prints_the_table_and_runs_nothing(shared_cifar, capsys, 
     out = capsys.readouterr().out
     assert code == 0
     assert out.splitlines()[0].split() == ["chapter", "kind", "jobs", "cached", "to", "run",
-                                           "recorded", "h"]
+                                           "recorded", "h", "to", "run", "h"]
     assert "sharpness" in out and out.splitlines()[-1].startswith("total")
 
 

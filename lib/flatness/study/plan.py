@@ -56,20 +56,35 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
 
 
 def plan_table(planned: list[PlannedJob]) -> str:
-    """Jobs, cached, to run and recorded compute per chapter and kind, with the study's total."""
+    """Per chapter and kind: jobs, cached, to run, the compute the cached ones recorded, and an
+    estimate for the rest (their mean, per job still to run; ``?`` with none cached)."""
     groups: dict[tuple[str, str], list[PlannedJob]] = {}
     for job in planned:
         groups.setdefault((job.chapter, job.kind), []).append(job)
-    header = f"{'chapter':18s} {'kind':11s} {'jobs':>5s} {'cached':>7s} {'to run':>7s} " \
-             f"{'recorded h':>11s}"
-    lines = [header, "-" * len(header)]
+    header = (f"{'chapter':18s} {'kind':11s} {'jobs':>5s} {'cached':>7s} {'to run':>7s} "
+              f"{'recorded h':>11s} {'to run h':>9s}")
+    rows, estimates = [], []
+    for (chapter, kind), jobs in groups.items():
+        estimate = _estimate_s(jobs)
+        estimates.append(estimate)
+        rows.append(_line(chapter, kind, jobs, estimate))
+    total = None if None in estimates else sum(estimates)
+    rule = "-" * len(header)
+    return "\n".join([header, rule, *rows, rule, _line("total", "", planned, total)])
 
-    def line(chapter: str, kind: str, jobs: list[PlannedJob]) -> str:
-        cached = sum(j.cached for j in jobs)
-        hours = sum(j.compute_s for j in jobs) / 3600
-        return (f"{chapter:18s} {kind:11s} {len(jobs):5d} {cached:7d} {len(jobs) - cached:7d} "
-                f"{hours:11.2f}")
 
-    lines += [line(chapter, kind, jobs) for (chapter, kind), jobs in groups.items()]
-    lines += ["-" * len(header), line("total", "", planned)]
-    return "\n".join(lines)
+def _estimate_s(jobs: list[PlannedJob]) -> float | None:
+    """Compute still to run, from the mean of the cached jobs (None: nothing to go by)."""
+    cached = [j.compute_s for j in jobs if j.cached]
+    missing = len(jobs) - len(cached)
+    if not missing:
+        return 0.0
+    return missing * sum(cached) / len(cached) if cached else None
+
+
+def _line(chapter: str, kind: str, jobs: list[PlannedJob], estimate: float | None) -> str:
+    cached = sum(j.cached for j in jobs)
+    recorded = sum(j.compute_s for j in jobs) / 3600
+    todo = "?" if estimate is None else f"{estimate / 3600:.2f}"
+    return (f"{chapter:18s} {kind:11s} {len(jobs):5d} {cached:7d} {len(jobs) - cached:7d} "
+            f"{recorded:11.2f} {todo:>9s}")
