@@ -36,3 +36,17 @@ def test_the_summary_does_not_depend_on_the_order_schedules_are_listed_in():
     assert [(p["schedule"], p["decay"]) for p in peaks] == [
         ("standard", 10), ("standard", 15), ("single@5", 5), ("single@12", 12)]
     assert all(abs(p["gain"] - 0.1) < 1e-9 for p in peaks)
+
+
+def test_a_seed_that_transfers_lower_at_every_epoch_does_not_widen_the_spread():
+    """The gain after a decay is paired by seed: a constant offset between seeds cancels."""
+    params = ch.CHAPTER.parameters(SCALE, {"seeds": [0, 1], "single_decay_seeds": [0],
+                                           "schedules": {"standard": [10, 15]}})
+    outputs = fake_outputs(params)
+    low = outputs[ch._job(SCALE, params, [10, 15], 1).key()]
+    low["mean"] = [m - 0.2 for m in low["mean"]]  # seed 1: 20 points lower throughout
+    data = ch.summarize(SimpleNamespace(scale=SCALE), params, outputs)
+    assert max(data["schedules"]["standard"]["success_std"]) > 0.1  # the levels differ
+    for peak in data["findings"]["decays_followed_by_gain"]:
+        assert abs(peak["gain"] - 0.1) < 1e-9 and peak["spread"] == 0.01  # the gains do not
+    assert any("**agrees**" in line for line in ch.verdict_lines(data))
