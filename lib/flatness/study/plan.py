@@ -2,8 +2,9 @@
 
 A dry run for planning compute at ``gpu`` or ``paper`` scale, and the measured cost of a study
 already run: per chapter (a job shared by chapters counts for the first that needs it) and
-kind of job, how many jobs are cached, how many remain, and the compute time the cached ones
-recorded. Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
+kind of job, how many jobs are cached, how many remain, the compute time the cached ones
+recorded and an estimate for the rest from them (none for a kind with nothing cached yet).
+Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
 """
 
 from __future__ import annotations
