@@ -26,7 +26,7 @@ from flatness.study.common import (
     check_names,
     check_seeds,
     checkpoint_epochs,
-    comparison_seeds,
+    default_seeds,
     scale_attack,
     seed_stats,
     surrogate,
@@ -79,7 +79,7 @@ def _hessian_defaults(scale: Scale) -> dict[str, Any]:
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
-    seeds = comparison_seeds(scale)
+    seeds = default_seeds(scale)
     smoke = scale.name == "smoke"
     rhos = RHOS.get(scale.name, RHOS["paper"])
     minimizer_seeds = MINIMIZER_SEEDS_AT.get(scale.name, {})
