@@ -30,7 +30,7 @@ def test_defaults_shrink_at_smoke_and_keep_the_full_design_at_cpu():
     assert smoke["seeds"] == [0] and len(smoke["techniques"]) == 2
     assert smoke["lgv_epochs"] == 1 and smoke["lgv_models"] == 2
     assert cpu["techniques"] == list(ch.TECHNIQUES) and cpu["methods"] == list(ch.METHODS)
-    # chapters 4 and 5 compare SGD, SAM and l-SAM over four seeds at cpu (common.COMPARISON_SEEDS)
+    # the cpu scale trains four seeds; methods with runs of their own (SWA, SAT) one
     assert cpu["seeds"] == [0, 1, 2, 3] and cpu["baseline_seeds"] == [0]
     assert params(get_scale("cpu", seeds="5,6"))["seeds"] == [5, 6]  # an override wins
     assert paper["baseline_seeds"] == paper["seeds"] and paper["lgv_models"] == 40

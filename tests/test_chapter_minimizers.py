@@ -128,13 +128,13 @@ def test_sgd_sharpness_is_chapter_3s_job_and_others_use_its_hessian_budget():
         params(CPU, trace_samples=0)
 
 
-def test_cpu_plan_gives_every_seed_to_the_sam_sweep_only():
+def test_cpu_plan_gives_every_minimizer_every_seed():
     p = params(CPU)
     planned = ch.jobs(StudySpec.create("cpu"), p)
     trained = {(j.surrogate.minimizer, j.surrogate.minimizer_params.get("rho"), j.surrogate.seed)
                for j in planned if isinstance(j, TransferJob)}
-    assert {s for m, _, s in trained if m == "sam"} == set(p["seeds"])
-    assert {s for m, _, s in trained if m in {"asam", "sagm"}} == {p["seeds"][0]}
+    for name in ("sam", "asam", "swa"):
+        assert {s for m, _, s in trained if m == name} == set(p["seeds"]) == {0, 1, 2, 3}
     assert "gam" not in p["minimizers"]  # four passes per step: left to the gpu scale
     rhos = {r for m, r, _ in trained if m == "asam"}
     assert rhos == set(p["rhos"]["asam"])

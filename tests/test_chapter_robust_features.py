@@ -30,7 +30,7 @@ def params(scale=SMOKE, **overrides):
 # -- parameters -------------------------------------------------------------------------------
 def test_defaults_follow_the_paper_and_shrink_fig3_at_cpu():
     smoke, cpu, paper = params(SMOKE), params(CPU), params(get_scale("paper"))
-    assert smoke["seeds"] == [0] and cpu["seeds"] == [0, 1] and paper["seeds"] == [0, 1, 2]
+    assert smoke["seeds"] == [0] and cpu["seeds"] == [0, 1, 2, 3] and paper["seeds"] == [0, 1, 2]
     assert paper["target_eps"] == pytest.approx(
         {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 255})
     assert cpu["surrogate_datasets"] == ["cifar10", "d_r", "d_nr"]

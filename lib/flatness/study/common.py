@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
-from flatness.scales import Scale, get_scale
+from flatness.scales import Scale
 from flatness.study.jobs import AttackSpec
 from flatness.training import TrainConfig
 
@@ -83,22 +83,3 @@ def check_names(params: dict[str, Any], key: str, known: tuple[str, ...], *, wha
 
 def default_seeds(scale: Scale) -> list[int]:
     return list(scale.seeds)
-
-
-#: Seeds of the SGD / SAM / l-SAM comparisons (chapters 4 and 5) per named scale, used while
-#: the scale's own seeds are the named ones (a ``seeds`` override of the scale wins). At cpu,
-#: two SGD surrogates on the same 2,000 images (other initialisation and batch order)
-#: differed by 12 points of success at the final epoch, more than the minimizers did: two
-#: seeds could not rank them, so these comparisons train four (about an hour on 2 cores).
-#: Chapters 2 and 3 read the same SGD seeds: their standard-schedule attacks and Hessians are
-#: chapter 4's jobs, so only chapter 2's constant-schedule runs cost more.
-COMPARISON_SEEDS = {"cpu": [0, 1, 2, 3]}
-
-
-def comparison_seeds(scale: Scale) -> list[int]:
-    """The SGD seeds of chapters 2-5, over which 4 and 5 compare SGD, SAM and l-SAM
-    (see COMPARISON_SEEDS)."""
-    seeds = default_seeds(scale)
-    if scale.name in COMPARISON_SEEDS and tuple(seeds) == tuple(get_scale(scale.name).seeds):
-        return list(COMPARISON_SEEDS[scale.name])
-    return seeds

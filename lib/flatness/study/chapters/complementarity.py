@@ -27,7 +27,7 @@ from flatness.study.common import (
     check_names,
     check_seeds,
     checkpoint_epochs,
-    comparison_seeds,
+    default_seeds,
     paired,
     scale_attack,
     seed_stats,
@@ -57,7 +57,7 @@ LABELS = {"sgd": "SGD (fully trained)", "early_stopped": "SGD (early stopped)", 
 
 def defaults(scale: Scale) -> dict[str, Any]:
     smoke = scale.name == "smoke"
-    seeds = comparison_seeds(scale)
+    seeds = default_seeds(scale)
     return {
         "seeds": seeds[:1] if smoke else seeds,
         "baseline_seeds": seeds[:1] if scale.name in {"smoke", "cpu"} else seeds,

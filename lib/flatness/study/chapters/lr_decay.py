@@ -18,7 +18,7 @@ from flatness.study.chapter import Chapter
 from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
-    comparison_seeds,
+    default_seeds,
     paired,
     scale_attack,
     seed_stats,
@@ -34,7 +34,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
     singles = sorted({max(1, round(epochs * f)) for f in (0.2, 0.4, 0.6, 0.8)} - {epochs})
     schedules = {"standard": list(scale.decay_epochs), "constant": []}
     schedules.update({f"single@{e}": [e] for e in singles})
-    seeds = comparison_seeds(scale)  # the standard schedule's runs are chapter 4's SGD runs
+    seeds = default_seeds(scale)  # the standard schedule's runs are chapter 4's SGD runs
     return {
         "seeds": seeds,
         "single_decay_seeds": seeds[:1],

@@ -32,7 +32,7 @@ from flatness.study.common import (
     SAM_RHO,
     check_seeds,
     checkpoint_epochs,
-    comparison_seeds,
+    default_seeds,
     paired,
     scale_attack,
     seed_stats,
@@ -89,8 +89,8 @@ def defaults(scale: Scale) -> dict[str, Any]:
     grid = scale.landscape_grid
     lsam = LSAM_RHO.get(scale.name, LSAM_RHO["paper"])
     return {
-        # the SGD seeds of chapter 4's comparison: their attacks and Hessians are its jobs
-        "seeds": comparison_seeds(scale),
+        # chapter 4's SGD runs: their attacks and Hessians are the same jobs
+        "seeds": default_seeds(scale),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
         # sharpness over training (cpu: every 4th epoch and the decay windows, half the
