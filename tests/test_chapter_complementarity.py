@@ -30,8 +30,8 @@ def test_defaults_shrink_at_smoke_and_keep_the_full_design_at_cpu():
     assert smoke["seeds"] == [0] and len(smoke["techniques"]) == 2
     assert smoke["lgv_epochs"] == 1 and smoke["lgv_models"] == 2
     assert cpu["techniques"] == list(ch.TECHNIQUES) and cpu["methods"] == list(ch.METHODS)
-    # the cpu scale trains four seeds; methods with runs of their own (SWA, SAT) one
-    assert cpu["seeds"] == [0, 1, 2, 3] and cpu["baseline_seeds"] == [0]
+    # the cpu scale trains four seeds, SWA and SAT included
+    assert cpu["seeds"] == [0, 1, 2, 3] and cpu["baseline_seeds"] == [0, 1, 2, 3]
     assert params(get_scale("cpu", seeds="5,6"))["seeds"] == [5, 6]  # an override wins
     assert paper["baseline_seeds"] == paper["seeds"] and paper["lgv_models"] == 40
     assert paper["lsam_rho"] == ch.LSAM_RHO["paper"] > paper["sam_rho"] == ch.SAM_RHO
@@ -80,7 +80,7 @@ def test_smoke_plan_counts_and_kinds():
 
 
 def test_cpu_plan_uses_baseline_seeds_for_own_runs_only():
-    p = params(CPU)
+    p = params(CPU, baseline_seeds=[0])
     jobs = _jobs(CPU, p)
     per_seed = 1 + 1 + 2 + 3 * len(ch.TECHNIQUES) + 2
     assert len(jobs) == len(p["seeds"]) * per_seed + 2 * len(p["baseline_seeds"])
