@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from flatness.cli import main
@@ -52,6 +54,26 @@ def test_the_compute_still_to_run_is_estimated_from_the_cached_jobs_of_its_kind(
     assert lines[-1].split()[-1] == "?"
 
 
+def test_a_job_still_to_run_costs_what_its_siblings_on_other_seeds_recorded():
+    def job(work, cached, seconds=0.0, chapter="minimizers"):
+        return PlannedJob(chapter, "train", f"{work} job", cached, seconds, work)
+
+    # a cheap target (1 h) and an expensive surrogate (5 h) cached; one more seed of each
+    planned = [job("target", True, 3600), job("surrogate", True, 18000),
+               job("target", False), job("surrogate", False, chapter="complementarity")]
+    rows = {line.split()[0]: line.split() for line in plan_table(planned).splitlines()[2:-2]}
+    assert rows["minimizers"][-1] == "1.00"  # the target's sibling, not the 3 h mean
+    assert rows["complementarity"][-1] == "5.00"  # siblings are found across chapters
+
+
+def test_jobs_differing_only_by_seed_share_their_work():
+    def train(seed, epochs=2):
+        return TrainJob(TrainConfig(arch="resnet18", width=0.125, epochs=epochs, seed=seed))
+
+    assert train(0).key() != train(1).key()
+    assert train(0).work_key() == train(1).work_key() != train(0, epochs=3).work_key()
+
+
 def test_a_run_on_a_derived_dataset_not_built_yet_is_not_cached(shared_cifar):
     spec = _spec(shared_cifar)
     dataset = "d_r@smoke[robust_dataset_size=96]"  # never built by any test
@@ -80,3 +102,12 @@ def test_the_gpu_and_paper_studies_plan_every_kind_of_job(cifar_tiny, scale):
     assert len(planned) > 200 and not any(p.cached for p in planned)
     assert {p.kind for p in planned} == {"dataset", "train", "transfer", "robustness",
                                          "sharpness", "landscape", "lgv"}
+
+
+def test_progress_labels_tell_apart_runs_that_differ_in_schedule_or_adversarial_training():
+    base = TrainConfig(arch="resnet18", width=0.25, epochs=90, decay_epochs=(30, 60), seed=1)
+    constant = dataclasses.replace(base, decay_epochs=())
+    sat = dataclasses.replace(base, adv_eps=0.1, adv_steps=1)
+    assert TrainJob(base).label == "train cifar10/resnet18@0.25 sgd() 90 ep lr/10 at 30,60 seed 1"
+    assert "90 ep constant lr" in TrainJob(constant).label
+    assert "sgd() adv l2 0.1x1 90 ep" in TrainJob(sat).label

@@ -48,6 +48,10 @@ class Job:
     def label(self) -> str:
         return self.key()
 
+    def work_key(self) -> str:
+        """The job without its seeds: jobs that differ only by seed do the same work (cost)."""
+        return f"{self.kind}-{short_hash({'kind': self.kind, **_without_seeds(self)})}"
+
     def inputs_hash(self, spec: StudySpec) -> str:
         """A hash of this job and, recursively, of every job it reads at ``spec``'s scale.
 
@@ -90,6 +94,30 @@ class Job:
         raise NotImplementedError
 
 
+def recipe(config: TrainConfig) -> str:
+    """How a run trains, for progress lines: ``sam(rho=0.05) 90 ep lr/10 at 30,60``, with its
+    adversarial training when it has one (runs that differ only there read apart)."""
+    hp = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                  for k, v in config.minimizer_params.items())
+    decays = ",".join(map(str, config.decay_epochs))
+    schedule = f"lr/{1 / config.decay_factor:g} at {decays}" if decays else "constant lr"
+    adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
+           if config.adv_eps > 0 else "")
+    return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}"
+
+
+def _without_seeds(job: Job) -> dict[str, Any]:
+    """``job``'s fields, nested ones included, minus every field named ``seed``."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "seed"}
+        if isinstance(value, (list, tuple)):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(dataclasses.asdict(job))
+
+
 @dataclass(frozen=True)
 class TrainJob(Job):
     """Train a model (surrogate or target); output: its run directory and metrics."""
@@ -104,9 +132,7 @@ class TrainJob(Job):
     @property
     def label(self) -> str:
         c = self.config
-        hp = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in c.minimizer_params.items())
-        return f"train {c.dataset}/{c.arch}@{c.width:g} {c.minimizer}({hp}) seed {c.seed}"
+        return f"train {c.dataset}/{c.arch}@{c.width:g} {recipe(c)} seed {c.seed}"
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:  # the run directory is the cache
         run = ctx.train(self.config)
@@ -300,9 +326,8 @@ class TransferJob(Job):
     def label(self) -> str:
         tech = "+".join(self.attack.techniques) or "plain"
         return (f"transfer {self.surrogate.dataset}/{self.surrogate.arch} "
-                f"{self.surrogate.minimizer}{dict(self.surrogate.minimizer_params) or ''} "
-                f"s{self.surrogate.seed} {tech}{' lgv' if self.lgv else ''} "
-                f"-> {self.target_dataset}")
+                f"{recipe(self.surrogate)} s{self.surrogate.seed} "
+                f"{tech}{' lgv' if self.lgv else ''} -> {self.target_dataset}")
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         from flatness.attacks.zoo import target_configs

@@ -3,7 +3,9 @@
 A dry run for planning compute at ``gpu`` or ``paper`` scale, and the measured cost of a study
 already run: per chapter (a job shared by chapters counts for the first that needs it) and
 kind of job, how many jobs are cached, how many remain, the compute time the cached ones
-recorded and an estimate for the rest from them (none for a kind with nothing cached yet).
+recorded and an estimate for the rest: a job still to run costs what its cached siblings on
+other seeds recorded, else the mean of its chapter's cached jobs of its kind (none when
+nothing of its kind is cached: a rough guide, as targets and surrogates differ).
 Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
 """
 
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flatness.study.chapters import chapters, get_chapter
 from flatness.study.context import StudySpec
 from flatness.study.executors import closure
 from flatness.study.jobs import DatasetJob, Job
+from flatness.study.reproduce import default_plans
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,12 @@ class PlannedJob:
     label: str
     cached: bool
     compute_s: float  # recorded by the cached output; 0 for a job still to run
+    work: str = ""  # Job.work_key: the same work on other seeds
 
 
 def study_jobs(spec: StudySpec, names: list[str] | None = None) -> dict[str, list[Job]]:
     """Each selected chapter's jobs (default parameters at ``spec``'s scale), in study order."""
-    selected = [get_chapter(n) for n in names] if names else list(chapters().values())
-    return {c.name: c.jobs(spec, c.parameters(spec.scale)) for c in selected}
+    return {c.name: c.jobs(spec, params) for c, params in default_plans(spec, names)}
 
 
 def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
@@ -52,21 +54,24 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
                 source_models.add(output.get("source_run"))
                 compute += float(output.get("source_model_wall_s") or 0.0)
             planned.append(PlannedJob(chapter, job.kind, job.label, output is not None,
-                                      compute))
+                                      compute, job.work_key()))
     return planned
 
 
 def plan_table(planned: list[PlannedJob]) -> str:
     """Per chapter and kind: jobs, cached, to run, the compute the cached ones recorded, and an
-    estimate for the rest (their mean, per job still to run; ``?`` with none cached)."""
+    estimate for the rest (see the module docstring; ``?`` where nothing goes by)."""
     groups: dict[tuple[str, str], list[PlannedJob]] = {}
+    siblings: dict[str, list[float]] = {}
     for job in planned:
         groups.setdefault((job.chapter, job.kind), []).append(job)
+        if job.cached and job.work:
+            siblings.setdefault(job.work, []).append(job.compute_s)
     header = (f"{'chapter':18s} {'kind':11s} {'jobs':>5s} {'cached':>7s} {'to run':>7s} "
               f"{'recorded h':>11s} {'to run h':>9s}")
     rows, estimates = [], []
     for (chapter, kind), jobs in groups.items():
-        estimate = _estimate_s(jobs)
+        estimate = _estimate_s(jobs, siblings)
         estimates.append(estimate)
         rows.append(_line(chapter, kind, jobs, estimate))
     total = None if None in estimates else sum(estimates)
@@ -74,13 +79,22 @@ def plan_table(planned: list[PlannedJob]) -> str:
     return "\n".join([header, rule, *rows, rule, _line("total", "", planned, total)])
 
 
-def _estimate_s(jobs: list[PlannedJob]) -> float | None:
-    """Compute still to run, from the mean of the cached jobs (None: nothing to go by)."""
+def _estimate_s(jobs: list[PlannedJob], siblings: dict[str, list[float]]) -> float | None:
+    """Compute still to run: each job at its cached siblings' mean (other seeds, any chapter),
+    else at the mean of the group's cached jobs (None: nothing to go by)."""
     cached = [j.compute_s for j in jobs if j.cached]
-    missing = len(jobs) - len(cached)
-    if not missing:
-        return 0.0
-    return missing * sum(cached) / len(cached) if cached else None
+    total = 0.0
+    for job in jobs:
+        if job.cached:
+            continue
+        same_work = siblings.get(job.work) if job.work else None
+        if same_work:
+            total += sum(same_work) / len(same_work)
+        elif cached:
+            total += sum(cached) / len(cached)
+        else:
+            return None
+    return total
 
 
 def _line(chapter: str, kind: str, jobs: list[PlannedJob], estimate: float | None) -> str:

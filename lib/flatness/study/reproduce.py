@@ -12,8 +12,8 @@ from typing import Any
 
 from flatness.results import Result
 from flatness.scales import Scale
-from flatness.study.chapter import chapter_result
-from flatness.study.chapters import chapters, get_chapter
+from flatness.study.chapter import Chapter, chapter_result
+from flatness.study.chapters import select_chapters
 from flatness.study.context import StudySpec
 from flatness.study.executors import run_jobs
 
@@ -32,20 +32,25 @@ class ChapterSummary:
                 "device": p.get("device")}
 
 
+def default_plans(spec: StudySpec, names: list[str] | None = None
+                  ) -> list[tuple[Chapter, dict[str, Any]]]:
+    """The selected chapters with their default parameters at ``spec``'s scale."""
+    return [(c, c.parameters(spec.scale)) for c in select_chapters(names)]
+
+
 def reproduce(scale: str | Scale, *, names: list[str] | None = None,
               data: str | os.PathLike | None = None, device: str | None = None,
               executor: str = "local", address: str | None = None, publish: bool = True,
               progress: bool | None = None) -> list[ChapterSummary]:
     """Run the study at ``scale`` and publish each chapter's result (see module docstring)."""
     spec = StudySpec.create(scale, data, device)
-    selected = [get_chapter(n) for n in names] if names else list(chapters().values())
-    plans = {c.name: c.parameters(spec.scale) for c in selected}
-    jobs = [job for c in selected for job in c.jobs(spec, plans[c.name])]
+    plans = default_plans(spec, names)
+    jobs = [job for chapter, params in plans for job in chapter.jobs(spec, params)]
     run_jobs(jobs, spec, executor=executor, address=address, progress=progress)
     summaries = []
-    for chapter in selected:  # every job is cached now: summarising is cheap and local
-        result = chapter_result(chapter, spec.scale, plans[chapter.name], data=data,
-                                device=device, publish=publish)
+    for chapter, params in plans:  # every job is cached now: summarising is cheap and local
+        result = chapter_result(chapter, spec.scale, params, data=data, device=device,
+                                publish=publish)
         summaries.append(ChapterSummary(chapter.name, result))
     return summaries
 

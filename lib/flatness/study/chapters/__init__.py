@@ -32,3 +32,8 @@ def get_chapter(name: str) -> Chapter:
     if name not in known:
         raise FlatnessError(f"unknown chapter {name!r}; choose one of: {', '.join(known)}")
     return known[name]
+
+
+def select_chapters(names: list[str] | None = None) -> list[Chapter]:
+    """The chapters ``names`` (every chapter, in book order, when None)."""
+    return [get_chapter(n) for n in names] if names else list(chapters().values())
