@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from flatness.errors import FlatnessError
+from flatness.precision import DEFAULT_PRECISION, uses_bf16
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -21,10 +22,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA; a no-op context on CPU (bf16 matmuls are slower there)."""
+def autocast(device: torch.device, enabled: bool = True, precision: str = DEFAULT_PRECISION):
+    """bf16 autocast on CUDA; on CPU only at ``precision="bf16"`` (see :mod:`flatness.precision`:
+    a gain only on CPUs with native bf16)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=enabled and device.type == "cuda")
+                          enabled=enabled and uses_bf16(device, precision))
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

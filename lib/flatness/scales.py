@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from flatness.errors import FlatnessError
+from flatness.precision import check_precision, without_default_precision
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ class Scale:
     robust_inversion_step_size: float = 0.1  # L2-normalised steps of the representation inversion
     robust_adv_steps: int = 7  # PGD steps of the robust model's adversarial training
     robust_attack_steps: int = 100  # targeted PGD steps building D_rand / D_det
+    # training precision (flatness.precision): auto = bf16 autocast on CUDA, fp32 on CPU
+    precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     def replace(self, **overrides: Any) -> Scale:
         """A copy with some fields changed (values are coerced to the field's type)."""
@@ -84,7 +90,8 @@ class Scale:
         return dataclasses.replace(self, **coerced)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields, less a default precision (results written before it existed match)."""
+        return without_default_precision(dataclasses.asdict(self))
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
+from flatness.precision import without_default_precision
 from flatness.robust.build import derived_source
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
@@ -42,7 +43,8 @@ class Job:
         return ()
 
     def key(self) -> str:
-        return f"{self.kind}-{short_hash({'kind': self.kind, **dataclasses.asdict(self)})}"
+        fields = without_default_precision(dataclasses.asdict(self))
+        return f"{self.kind}-{short_hash({'kind': self.kind, **fields})}"
 
     @property
     def label(self) -> str:
@@ -103,7 +105,8 @@ def recipe(config: TrainConfig) -> str:
     schedule = f"lr/{1 / config.decay_factor:g} at {decays}" if decays else "constant lr"
     adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
            if config.adv_eps > 0 else "")
-    return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}"
+    precision = "" if config.precision == "auto" else f" {config.precision}"
+    return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}{precision}"
 
 
 def _without_seeds(job: Job) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def _without_seeds(job: Job) -> dict[str, Any]:
             return [strip(v) for v in value]
         return value
 
-    return strip(dataclasses.asdict(job))
+    return strip(without_default_precision(dataclasses.asdict(job)))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flatness.errors import FlatnessError
+from flatness.precision import DEFAULT_PRECISION, PRECISIONS, without_default_precision
 from flatness.scales import ModelSpec, Scale
 
 CONFIG_VERSION = 1
@@ -50,6 +51,7 @@ class TrainConfig:
     adv_eps: float = 0.0
     adv_steps: int = 0
     adv_step_size: float = 0.0
+    precision: str = DEFAULT_PRECISION  # autocast: auto (bf16 on CUDA, fp32 on CPU), bf16, fp32
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +69,9 @@ class TrainConfig:
             problems.append("adversarial-training eps and steps must be >= 0")
         if self.adv_norm not in {"l2", "linf"}:
             problems.append(f"adv_norm must be 'l2' or 'linf' (got {self.adv_norm!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)} "
+                            f"(got {self.precision!r})")
         if problems:
             raise FlatnessError("invalid training configuration: " + "; ".join(problems))
         # normalise containers so that equal configs hash equally
@@ -77,7 +82,8 @@ class TrainConfig:
 
     # -- identity ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields, less a default precision (runs named before it existed keep their ids)."""
+        return without_default_precision(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -142,6 +148,7 @@ class TrainConfig:
             weight_decay=scale.weight_decay,
             batch_size=scale.batch_size,
             seed=seed,
+            precision=scale.precision,
         )
         if not target:
             every = max(1, scale.checkpoint_every)

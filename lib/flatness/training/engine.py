@@ -29,6 +29,7 @@ from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
+from flatness.precision import uses_bf16
 from flatness.progress import tqdm_disable
 from flatness.provenance import provenance
 from flatness.training.config import TrainConfig
@@ -171,6 +172,7 @@ class _Trainer:
         write_json(self.run.dir / "provenance.json", provenance(
             self.device, wall_time_s=round(self.wall_time, 3), data_copy=self.data_source,
             seed=self.config.seed, epochs=self.config.epochs,
+            autocast="bf16" if uses_bf16(self.device, self.config.precision) else "fp32",
         ))
         self.run.set_status("complete", epoch=self.epoch)
         self.run.resume_path.unlink(missing_ok=True)
@@ -193,7 +195,7 @@ class _Trainer:
 
             def closure(x: torch.Tensor = x, y: torch.Tensor = y,
                         first: list = first) -> torch.Tensor:
-                with autocast(self.device):
+                with autocast(self.device, precision=config.precision):
                     logits = self.forward(x)
                     loss = F.cross_entropy(logits.float(), y)
                 loss.backward()
@@ -245,7 +247,7 @@ class _Trainer:
         for x, _ in self.train_data.batches(self.config.batch_size, shuffle=True,
                                             augment=self.config.augment, generator=generator,
                                             memory_format=self.mem_format):
-            with autocast(self.device):
+            with autocast(self.device, precision=self.config.precision):
                 model(x)
         for m in norms:
             m.momentum = momenta[m]
@@ -259,7 +261,7 @@ class _Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for x, y in self.eval_data.batches(512, shuffle=False, augment=False, generator=None,
                                            memory_format=self.mem_format):
-            with autocast(self.device):
+            with autocast(self.device, precision=self.config.precision):
                 logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()

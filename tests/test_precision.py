@@ -1,0 +1,77 @@
+"""Training precision: ``auto`` keeps every earlier identity; ``bf16`` trains under autocast on
+CPU too, reads apart in names, labels and provenance; bad values are clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from flatness.device import autocast
+from flatness.errors import FlatnessError
+from flatness.precision import uses_bf16, without_default_precision
+from flatness.scales import get_scale, scale_label
+from flatness.study.jobs import TrainJob
+from flatness.training import Run, TrainConfig, train
+
+SMOKE = get_scale("smoke")
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+def test_auto_is_bf16_on_cuda_only_and_explicit_choices_hold_everywhere():
+    assert uses_bf16(CUDA) and not uses_bf16(CPU)
+    assert uses_bf16(CPU, "bf16") and uses_bf16(CUDA, "bf16")
+    assert not uses_bf16(CUDA, "fp32")
+    x, w = torch.ones(2, 3), torch.ones(4, 3)
+    with autocast(CPU, precision="bf16"):
+        assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
+    with autocast(CPU):
+        assert torch.nn.functional.linear(x, w).dtype == torch.float32
+
+
+def test_the_default_precision_stays_out_of_identities_and_others_enter_them():
+    auto, bf16 = TrainConfig(), TrainConfig(precision="bf16")
+    assert "precision" not in auto.to_dict() and bf16.to_dict()["precision"] == "bf16"
+    assert TrainConfig.from_dict(auto.to_dict()) == auto
+    assert TrainConfig.from_dict(bf16.to_dict()) == bf16
+    assert auto.run_id("copy") != bf16.run_id("copy")
+    assert TrainJob(auto).key() != TrainJob(bf16).key()
+    assert TrainJob(auto).work_key() != TrainJob(bf16).work_key()
+    assert TrainJob(bf16).label.endswith(" bf16 seed 0")
+    nested = {"a": [{"precision": "auto", "b": 1}], "precision": "fp32"}
+    assert without_default_precision(nested) == {"a": [{"b": 1}], "precision": "fp32"}
+
+
+def test_a_scale_override_reaches_surrogates_and_targets_and_its_label():
+    scale = get_scale("cpu", precision="bf16")
+    assert scale_label(scale) == "cpu[precision=bf16]"
+    assert "precision" not in get_scale("cpu").to_dict()
+    assert TrainConfig.from_scale(scale).precision == "bf16"
+    assert TrainConfig.from_scale(scale, scale.targets[0], target=True).precision == "bf16"
+
+
+@pytest.mark.parametrize("make", [lambda: get_scale("cpu", precision="half"),
+                                  lambda: TrainConfig(precision="fp16")])
+def test_an_unknown_precision_is_a_clear_error(make):
+    with pytest.raises(FlatnessError, match="precision must be one of auto, bf16, fp32"):
+        make()
+
+
+def test_bf16_training_on_cpu_runs_its_convolutions_in_bf16(shared_cifar, tmp_path, monkeypatch):
+    seen: set[torch.dtype] = set()
+    conv_forward = torch.nn.Conv2d.forward
+
+    def spy(self, x):
+        out = conv_forward(self, x)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    config = TrainConfig.from_scale(SMOKE, epochs=1, train_subset=256, eval_subset=128,
+                                    decay_epochs=(), checkpoint_epochs=(),
+                                    precision="bf16")
+    run = train(config, data=shared_cifar, out=tmp_path, device="cpu")
+    assert seen == {torch.bfloat16}
+    assert Run(run.dir).provenance["autocast"] == "bf16"
+    assert math.isfinite(run.metrics()[-1]["train_loss"])
