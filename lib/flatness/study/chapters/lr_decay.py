@@ -37,7 +37,8 @@ def defaults(scale: Scale) -> dict[str, Any]:
     seeds = default_seeds(scale)  # the standard schedule's runs are chapter 4's SGD runs
     return {
         "seeds": seeds,
-        "single_decay_seeds": seeds[:1],
+        # two seeds: a peak after a single decay is judged against its seed-paired spread
+        "single_decay_seeds": seeds[:2],
         "schedules": schedules,
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
