@@ -21,10 +21,18 @@ PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_PRECISION = "auto"
 
 
+def precision_problem(value: Any) -> str | None:
+    """Why ``value`` names no precision (None when it names one)."""
+    if value in PRECISIONS:
+        return None
+    return f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}"
+
+
 def check_precision(value: Any) -> str:
     """``value`` if it names a precision, else a clear error."""
-    if value not in PRECISIONS:
-        raise FlatnessError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    problem = precision_problem(value)
+    if problem:
+        raise FlatnessError(problem)
     return value
 
 

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.precision import check_precision, without_default_precision
+from flatness.precision import DEFAULT_PRECISION, check_precision, without_default_precision
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Scale:
     robust_adv_steps: int = 7  # PGD steps of the robust model's adversarial training
     robust_attack_steps: int = 100  # targeted PGD steps building D_rand / D_det
     # training precision (flatness.precision): auto = bf16 autocast on CUDA, fp32 on CPU
-    precision: str = "auto"
+    precision: str = DEFAULT_PRECISION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

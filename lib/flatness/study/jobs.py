@@ -24,7 +24,7 @@ from filelock import FileLock
 from flatness.data import images_to_tensor
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
-from flatness.precision import without_default_precision
+from flatness.precision import DEFAULT_PRECISION, without_default_precision
 from flatness.robust.build import derived_source
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
@@ -42,9 +42,13 @@ class Job:
         """The jobs whose outputs this one reads (at the study's scale ``spec``)."""
         return ()
 
+    def _identity(self) -> dict[str, Any]:
+        """What names the job: its kind and fields (a default precision left out, so that jobs
+        named before the option existed keep their keys: see :mod:`flatness.precision`)."""
+        return {"kind": self.kind, **without_default_precision(dataclasses.asdict(self))}
+
     def key(self) -> str:
-        fields = without_default_precision(dataclasses.asdict(self))
-        return f"{self.kind}-{short_hash({'kind': self.kind, **fields})}"
+        return f"{self.kind}-{short_hash(self._identity())}"
 
     @property
     def label(self) -> str:
@@ -52,7 +56,7 @@ class Job:
 
     def work_key(self) -> str:
         """The job without its seeds: jobs that differ only by seed do the same work (cost)."""
-        return f"{self.kind}-{short_hash({'kind': self.kind, **_without_seeds(self)})}"
+        return f"{self.kind}-{short_hash(_without_seeds(self._identity()))}"
 
     def inputs_hash(self, spec: StudySpec) -> str:
         """A hash of this job and, recursively, of every job it reads at ``spec``'s scale.
@@ -105,20 +109,17 @@ def recipe(config: TrainConfig) -> str:
     schedule = f"lr/{1 / config.decay_factor:g} at {decays}" if decays else "constant lr"
     adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
            if config.adv_eps > 0 else "")
-    precision = "" if config.precision == "auto" else f" {config.precision}"
+    precision = "" if config.precision == DEFAULT_PRECISION else f" {config.precision}"
     return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}{precision}"
 
 
-def _without_seeds(job: Job) -> dict[str, Any]:
-    """``job``'s fields, nested ones included, minus every field named ``seed``."""
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "seed"}
-        if isinstance(value, (list, tuple)):
-            return [strip(v) for v in value]
-        return value
-
-    return strip(without_default_precision(dataclasses.asdict(job)))
+def _without_seeds(value: Any) -> Any:
+    """``value`` (nested dicts and lists) without its fields named ``seed``."""
+    if isinstance(value, dict):
+        return {k: _without_seeds(v) for k, v in value.items() if k != "seed"}
+    if isinstance(value, (list, tuple)):
+        return [_without_seeds(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.precision import DEFAULT_PRECISION, PRECISIONS, without_default_precision
+from flatness.precision import DEFAULT_PRECISION, precision_problem, without_default_precision
 from flatness.scales import ModelSpec, Scale
 
 CONFIG_VERSION = 1
@@ -69,9 +69,8 @@ class TrainConfig:
             problems.append("adversarial-training eps and steps must be >= 0")
         if self.adv_norm not in {"l2", "linf"}:
             problems.append(f"adv_norm must be 'l2' or 'linf' (got {self.adv_norm!r})")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)} "
-                            f"(got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            problems.append(problem)
         if problems:
             raise FlatnessError("invalid training configuration: " + "; ".join(problems))
         # normalise containers so that equal configs hash equally
