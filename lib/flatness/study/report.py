@@ -1,10 +1,12 @@
-"""What a chapter prints beside its figures: where the numbers come from, and verdicts."""
+"""What a chapter prints beside its figures: where the numbers come from, and its claims."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flatness.results import Result
+from flatness.study.analysis import TITLES
+from flatness.study.claims import Claim, standing
 
 
 def provenance_markdown(result: Result) -> str:
@@ -39,19 +41,38 @@ def _compact(value: Any) -> str:
         value)
 
 
-def beyond_spread(gain: float | None, spread: float) -> bool | None:
-    """The book's rule for a claimed gain: beyond the seed-to-seed spread it agrees (True),
-    no gain at all disagrees (False), a positive gain within the spread is inconclusive (None,
-    as is a missing number)."""
-    if gain is None:
-        return None
-    return True if gain > spread else (False if gain <= 0 else None)
+def claims_markdown(claims: list[Claim]) -> str:
+    """A chapter page's verdicts: each claim's status and statement, then its comparisons
+    with their numbers (the rule is :mod:`flatness.study.claims`'s)."""
+    blocks = []
+    for claim in claims:
+        head = f"**{claim.status}**: {claim.paper}"
+        if claim.prerequisite:
+            head = f"*(premise)* {head}"
+        if not claim.comparisons:
+            blocks.append(f"{head} {claim.note or 'Not computed with these parameters.'}")
+            continue
+        rows = ["| comparison | mean difference | 95 % interval | over | t | stands |",
+                "|---|---|---|---|---|---|"]
+        for c in claim.comparisons:
+            t, half = c.t, c.half_width
+            interval = "n/a" if half is None else "± " + c.shown(half, signed=False)
+            rows.append(f"| {c.label} | {c.shown(c.mean)} | {interval} | {c.basis} | "
+                        f"{'n/a' if t is None else f'{t:+.1f}'} | {standing(c)} |")
+        note = f"\n\n{claim.note}" if claim.note else ""
+        blocks.append(head + "\n\n" + "\n".join(rows) + note)
+    return "\n\n".join(blocks)
 
 
-def verdict(agrees: bool | None, claim: str, evidence: str) -> str:
-    """A markdown line: the paper's claim, whether this run agrees, and the numbers."""
-    label = {True: "agrees", False: "disagrees", None: "inconclusive"}[agrees]
-    return f"- **{label}**: {claim} ({evidence})"
+def claims_table(claims: list[Claim]) -> str:
+    """The results page's (and the README's) table: one row per claim."""
+    lines = ["| chapter | the paper | status | this study | scale |", "|---|---|---|---|---|"]
+    for claim in claims:
+        paper = f"(premise) {claim.paper}" if claim.prerequisite else claim.paper
+        cells = [TITLES.get(claim.chapter, claim.chapter), paper, f"**{claim.status}**",
+                 claim.summary(), f"`{claim.scale}`"]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def show_markdown(text: str) -> None:

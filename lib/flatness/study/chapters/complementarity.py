@@ -28,14 +28,12 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     default_seeds,
-    paired,
     scale_attack,
     seed_stats,
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LGVJob, TransferJob
-from flatness.study.report import beyond_spread, fmt, verdict
 from flatness.training import TrainConfig
 
 #: Slight adversarial training (Springer et al. 2021): L2 PGD with a small eps in [0, 1] pixels.
@@ -228,19 +226,6 @@ def _cell_outputs(scale: Scale, params: dict[str, Any], outputs: dict[str, Any],
             "test_acc": float(np.mean(acc)) if acc else None}
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Cell ``a`` minus cell ``b`` paired by seed (their common seeds): mean difference, its
-    std and the spread it must beat (2 std of the paired differences, at least
-    ``MIN_SPREAD``)."""
-    sa = dict(zip(a["seeds"], a["seeds_success"]))
-    sb = dict(zip(b["seeds"], b["seeds_success"]))
-    common = [s for s in sa if s in sb]
-    if not common:
-        raise FlatnessError(f"no common seed to compare: {a['seeds']} vs {b['seeds']}")
-    diff = paired([sa[s] - sb[s] for s in common])
-    return {"diff": diff["mean"], "std": diff["std"], "spread": diff["spread"], "seeds": common}
-
-
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
               ) -> dict[str, Any]:
     scale = ctx.scale
@@ -267,36 +252,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         "surrogate_order": list(params["surrogates"]),
         "columns": cols,
         "table": table,
-        "findings": findings(methods, table),
     }
-
-
-def findings(methods: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
-    """The chapter's claims, computed: l-SAM against each other method (competitive: not
-    worse by more than the spread), l-SAM's gain over SGD under each technique (complements:
-    the gain stays positive; significant: above the spread), and LGV + l-SAM against LGV."""
-    out: dict[str, Any] = {"competitive": {}, "gain_over_sgd": {}, "lgv_lsam_vs_lgv": None}
-    if "lsam" in methods:
-        for name, m in methods.items():
-            if name in {"lsam", "sam"}:  # l-SAM vs SAM is chapter 4's rho sweep
-                continue
-            c = compare(methods["lsam"], m)
-            out["competitive"][name] = {**c, "competitive": c["diff"] > -c["spread"],
-                                        "better": c["diff"] > c["spread"]}
-    if "lsam" in table and "sgd" in table:
-        for column in table["lsam"]:
-            c = compare(table["lsam"][column], table["sgd"][column])
-            out["gain_over_sgd"][column] = {**c, "complements": c["diff"] > 0,
-                                            "significant": c["diff"] > c["spread"]}
-        if LGV in table["lsam"]:
-            c = compare(table["lsam"][LGV], table["sgd"][LGV])
-            out["lgv_lsam_vs_lgv"] = {**c, "better": c["diff"] > 0,
-                                      "significant": c["diff"] > c["spread"]}
-    gains = [g for col, g in out["gain_over_sgd"].items() if col != PLAIN]
-    out["complements_all"] = bool(gains) and all(g["complements"] for g in gains)
-    out["n_complemented"] = sum(g["complements"] for g in gains)
-    out["n_combined"] = len(gains)
-    return out
 
 
 CHAPTER = Chapter(
@@ -308,31 +264,3 @@ CHAPTER = Chapter(
     summarize=summarize,
     validate=validate,
 )
-
-
-def verdict_lines(data: dict[str, Any]) -> list[str]:
-    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    f = data["findings"]
-    lines = []
-    for name in [m for m in data["method_order"] if m in f["competitive"]]:
-        c = f["competitive"][name]
-        lines.append(verdict(
-            bool(c["competitive"]),
-            f"l-SAM is competitive with {LABELS.get(name, name)}",
-            f"l-SAM minus {LABELS.get(name, name)}: {c['diff']:+.3f}, spread {fmt(c['spread'])}, "
-            f"seeds {c['seeds']}"))
-    for col in [c for c in data["columns"] if c in f["gain_over_sgd"] and c != "none"]:
-        g = f["gain_over_sgd"][col]
-        lines.append(verdict(
-            beyond_spread(g["diff"], g["spread"]),
-            f"l-SAM adds to `{col}` (gain over SGD stays positive)",
-            f"gain {g['diff']:+.3f}, spread {fmt(g['spread'])}"))
-    if f["lgv_lsam_vs_lgv"] is not None:
-        g = f["lgv_lsam_vs_lgv"]
-        lines.append(verdict(
-            beyond_spread(g["diff"], g["spread"]), "LGV + l-SAM beats LGV alone",
-            f"LGV from l-SAM minus LGV from SGD: {g['diff']:+.3f}, spread {fmt(g['spread'])}"))
-    if f["n_combined"]:
-        lines.append(f"\nl-SAM's gain over SGD is positive under {f['n_complemented']} of "
-                     f"{f['n_combined']} combinations.")
-    return lines

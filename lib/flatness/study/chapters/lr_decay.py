@@ -26,7 +26,6 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, TransferJob
-from flatness.study.report import beyond_spread, fmt, verdict
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
@@ -82,10 +81,11 @@ def peak_after_decay(epochs: list[int], per_seed: list[list[float]], decay: int,
     if not after.any() or not before.any():
         return {"decay": decay, "peak_epoch": None, "gain": None}
     best = int(np.argmax(np.where(after, s, -np.inf)))
-    gain = paired(values[:, best] - values[:, before].mean(axis=1))
+    differences = values[:, best] - values[:, before].mean(axis=1)
+    gain = paired(differences)
     return {"decay": decay, "peak_epoch": int(e[best]), "peak_success": float(s[best]),
             "before_mean": float(s[before].mean()), "gain": gain["mean"],
-            "spread": gain["spread"]}
+            "spread": gain["spread"], "differences": differences.tolist()}
 
 
 def _in_order(schedules: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
@@ -120,6 +120,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
             "best_epoch": epochs[best],
             "best_success": success["mean"][best],
             "final_success": success["mean"][-1],
+            "best_minus_final": [r["mean"][best] - r["mean"][-1] for r in runs],
             "best_minus_final_spread": paired([r["mean"][best] - r["mean"][-1]
                                                for r in runs])["spread"],
             "peaks": [peak_after_decay(epochs, [r["mean"] for r in runs], d, window)
@@ -150,27 +151,3 @@ CHAPTER = Chapter(
     validate=validate,
     summary_version=2,  # 2: peaks carry their seed-paired spread
 )
-
-
-def verdict_lines(data: dict[str, Any]) -> list[str]:
-    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    lines = []
-    window = data["findings"]["window"]
-    for peak in data["findings"]["decays_followed_by_gain"]:
-        spread = peak["spread"]
-        lines.append(verdict(
-            beyond_spread(peak["gain"], spread),
-            f"schedule `{peak['schedule']}`: success peaks within {window} epochs after the decay "
-            f"at epoch {peak['decay']}",
-            f"best {fmt(peak['peak_success'])} at epoch {peak['peak_epoch']} vs "
-            f"{fmt(peak['before_mean'])} before; spread {fmt(spread)}"))
-    constant = data["schedules"].get("constant")
-    if constant:
-        gap = constant["best_success"] - constant["final_success"]
-        spread = constant["best_minus_final_spread"]
-        lines.append(verdict(
-            bool(gap <= spread),
-            "with a constant learning rate there is no early peak to catch",
-            f"best {fmt(constant['best_success'])} at epoch {constant['best_epoch']} vs final "
-            f"{fmt(constant['final_success'])}; spread {fmt(spread)}"))
-    return lines

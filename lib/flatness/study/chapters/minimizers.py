@@ -22,7 +22,6 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
-    MIN_SPREAD,
     check_names,
     check_seeds,
     checkpoint_epochs,
@@ -33,13 +32,10 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, SharpnessJob, TransferJob
-from flatness.study.report import beyond_spread, verdict
 from flatness.training import TrainConfig
 
 #: Display order of the minimizers (``python -m flatness minimizers`` documents each).
 ORDER = ("sgd", "sam", "asam", "gsam", "looksam", "gam", "sagm", "swa")
-#: The paper's best gain of SAM over early-stopped SGD, in success-rate points.
-PAPER_GAIN_POINTS = 28.8
 ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 
 #: rho grids per scale. A rho that is "large" for a ResNet-50 after 150 epochs cripples the
@@ -268,6 +264,9 @@ def _entry(name: str, rho: float | None, seeds: list[int], per_seed: list[dict[s
     acc = [r["test_acc"] for r in per_seed]
     acc_mean, acc_std = _stats(acc) if None not in acc else (None, None)
     entry = {"minimizer": name, "rho": rho, "seeds": seeds,
+             "per_seed": {"seeds": seeds, "success": [r["mean"] for r in per_seed],
+                          **{key: [r.get(key) for r in per_seed]
+                             for key in ("test_acc", "top_eigenvalue", "trace")}},
              "success_mean": success, "success_std": success_std,
              "per_target_mean": per_target, "per_target_std": per_target_std,
              "test_acc_mean": acc_mean, "test_acc_std": acc_std}
@@ -289,62 +288,6 @@ def _sharpness_row(output: dict[str, Any] | None, epoch: int) -> dict[str, Any]:
         return {}
     i = output["epochs"].index(epoch)
     return {"top_eigenvalue": output["top_eigenvalue"][i], "trace": output["trace"][i]}
-
-
-def _spread(*entries: dict[str, Any]) -> float:
-    """2 std of the noisier entry, at least :data:`MIN_SPREAD`."""
-    return max([MIN_SPREAD, *(2 * e["success_std"] for e in entries)])
-
-
-def _correlation(x: list[float], y: list[float]) -> dict[str, Any]:
-    from scipy.stats import pearsonr, spearmanr
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"n": len(x), "spearman": None, "pearson": None}
-    return {"n": len(x), "spearman": float(spearmanr(x, y).statistic),
-            "pearson": float(pearsonr(x, y).statistic)}
-
-
-def findings(surrogates: dict[str, dict[str, Any]], early: dict[str, Any],
-             full: dict[str, Any]) -> dict[str, Any]:
-    """The chapter's findings, computed from the summary entries (success as fractions)."""
-    others = {k: v for k, v in surrogates.items() if v["minimizer"] != "sgd"}
-    best = max(others, key=lambda k: others[k]["success_mean"]) if others else None
-    found: dict[str, Any] = {"paper_gain_points": PAPER_GAIN_POINTS, "best": None}
-    if best is not None:
-        b = others[best]
-        found["best"] = {
-            "label": best, "minimizer": b["minimizer"], "rho": b["rho"],
-            "success": b["success_mean"],
-            "gain_vs_early_stopped_points": 100 * (b["success_mean"] - early["success_mean"]),
-            "gain_vs_full_points": 100 * (b["success_mean"] - full["success_mean"]),
-            "spread_points": 100 * _spread(b, early),
-        }
-    large = []
-    for name in dict.fromkeys(v["minimizer"] for v in others.values()):
-        grid = sorted((v["rho"], k) for k, v in others.items()
-                      if v["minimizer"] == name and v["rho"] is not None)
-        if len(grid) < 2:
-            continue
-        (small_rho, small), (large_rho, big) = grid[0], grid[-1]
-        best_rho, _ = max(grid, key=lambda rk: others[rk[1]]["success_mean"])
-        s, b = others[small], others[big]
-        acc_cost = (None if s["test_acc_mean"] is None or b["test_acc_mean"] is None
-                    else 100 * (s["test_acc_mean"] - b["test_acc_mean"]))
-        large.append({
-            "minimizer": name, "smallest_rho": small_rho, "largest_rho": large_rho,
-            "best_rho": best_rho, "largest_is_best": best_rho == large_rho,
-            "success_gain_points": 100 * (b["success_mean"] - s["success_mean"]),
-            "accuracy_cost_points": acc_cost, "spread_points": 100 * _spread(s, b),
-        })
-    found["large_rho"] = large
-    points = [v for v in [*surrogates.values(), early]
-              if v.get("top_eigenvalue_mean") is not None]
-    found["sharpness_correlation"] = {
-        key: _correlation([p[f"{key}_mean"] for p in points], [p["success_mean"] for p in points])
-        for key in ("top_eigenvalue", "trace")
-    }
-    return found
 
 
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
@@ -403,7 +346,6 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
                        for name in dict.fromkeys(n for n, _ in variants(params))},
         "lsam": lsam,
         "ranking": [k for k, _ in ranking],
-        "findings": findings(surrogates, early, full),
     }
 
 
@@ -528,46 +470,5 @@ CHAPTER = Chapter(
     jobs=jobs,
     summarize=summarize,
     validate=validate,
+    summary_version=2,  # 2: every surrogate carries its per-seed values (paired claims)
 )
-
-
-def verdict_lines(data: dict[str, Any]) -> list[str]:
-    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    f = data["findings"]
-    lines = []
-    best = f["best"]
-    if best:
-        gain, spread = best["gain_vs_early_stopped_points"], best["spread_points"]
-        lines.append(verdict(
-            beyond_spread(gain, spread),
-            "the best minimizer transfers better than early-stopped SGD "
-            f"(paper: up to +{f['paper_gain_points']} points for SAM)",
-            f"best: {best['label']}, {100 * best['success']:.1f} % success, "
-            f"{gain:+.1f} points over early-stopped SGD, {best['gain_vs_full_points']:+.1f} over "
-            f"fully trained SGD; spread {spread:.1f} points"))
-    for item in f["large_rho"]:
-        gain, spread = item["success_gain_points"], item["spread_points"]
-        # agrees when the largest rho is the best and beyond the spread of the smallest;
-        # disagrees when it transfers no better than the smallest
-        lines.append(verdict(
-            beyond_spread(gain, spread) if item["largest_is_best"] or gain <= 0 else None,
-            f"{item['minimizer']}: the largest rho transfers best",
-            f"best rho {item['best_rho']:g} of {item['smallest_rho']:g}..{item['largest_rho']:g}; "
-            f"largest vs smallest rho {gain:+.1f} points (spread {spread:.1f})"))
-        cost = item["accuracy_cost_points"]
-        if cost is not None:
-            lines.append(verdict(
-                bool(cost > 1.0) if abs(cost) > 1.0 else None,
-                f"{item['minimizer']}: a large rho costs natural accuracy",
-                f"test accuracy {cost:+.1f} points lower at rho {item['largest_rho']:g} than at "
-                f"{item['smallest_rho']:g}"))
-    for key, name in (("top_eigenvalue", "top eigenvalue"), ("trace", "trace")):
-        corr = f["sharpness_correlation"][key]
-        if corr["spearman"] is None:
-            continue
-        lines.append(verdict(
-            bool(corr["spearman"] < 0) if abs(corr["spearman"]) >= 0.3 else None,
-            f"flatter surrogates (lower {name}) transfer better",
-            f"Spearman {corr['spearman']:+.2f}, Pearson {corr['pearson']:+.2f} over "
-            f"{corr['n']} surrogates at their final epoch"))
-    return lines

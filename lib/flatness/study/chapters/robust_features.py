@@ -51,7 +51,6 @@ from flatness.study.jobs import (
     TrainJob,
     TransferJob,
 )
-from flatness.study.report import beyond_spread, fmt, verdict
 from flatness.training import TrainConfig
 
 CIFAR10 = "cifar10"
@@ -237,17 +236,17 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
 def early_stopping_gain(epochs: list[int], per_seed: list[list[float]]) -> dict[str, Any]:
     """Best epoch (by mean success over seeds) against the final epoch, paired by seed.
 
-    ``spread`` is 2 std of the per-seed differences (``MIN_SPREAD`` with one seed); the best
-    epoch is chosen on the same numbers, so only a gain above the spread counts.
+    ``differences`` are the per-seed gains (the claim's comparison, :mod:`..analysis`);
+    ``spread`` is 2 std of them (``MIN_SPREAD`` with one seed), drawn as the band.
     """
     values = np.asarray(per_seed, dtype=float)  # seeds x epochs
     mean = values.mean(axis=0)
     best = int(np.argmax(mean))
-    diff = paired(values[:, best] - values[:, -1])
-    gain, spread = diff["mean"], diff["spread"]
+    per_seed = values[:, best] - values[:, -1]
+    diff = paired(per_seed)
     return {"best_epoch": int(epochs[best]), "best_success": float(mean[best]),
             "final_epoch": int(epochs[-1]), "final_success": float(mean[-1]),
-            "gain": gain, "spread": spread, "helps": bool(gain > spread)}
+            "gain": diff["mean"], "spread": diff["spread"], "differences": per_seed.tolist()}
 
 
 def _curves(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -366,40 +365,3 @@ CHAPTER = Chapter(
     summarize=summarize,
     validate=validate,
 )
-
-
-def verdict_lines(data: dict[str, Any]) -> list[str]:
-    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    lines = []
-    for name, es in data["findings"]["surrogates"].items():
-        lines.append(verdict(
-            beyond_spread(es["gain"], es["spread"]),
-            f"early stopping helps a surrogate trained on {LABELS[name]}",
-            f"best {fmt(es['best_success'])} at epoch {es['best_epoch']} vs final "
-            f"{fmt(es['final_success'])} at epoch {es['final_epoch']}; gain {es['gain']:+.3f}, "
-            f"spread {fmt(es['spread'])}"))
-    for name, es in data["findings"]["targets"].items():
-        lines.append(verdict(
-            beyond_spread(es["gain"], es["spread"]),
-            f"early stopping helps towards a target trained on {LABELS[name]}",
-            f"best {fmt(es['best_success'])} at epoch {es['best_epoch']} vs final "
-            f"{fmt(es['final_success'])}; gain {es['gain']:+.3f}, spread {fmt(es['spread'])}"))
-    acc = data["findings"]["accuracy"]
-    for name in [n for n in ("d_rand", "d_det") if n in acc["targets"]]:
-        t = acc["targets"][name]
-        lines.append(verdict(
-            t["above_chance"], f"a model trained on {LABELS[name]} classifies CIFAR-10 above "
-            "chance (Ilyas et al.)",
-            f"test accuracy {fmt(t['test_acc'])} vs chance {acc['chance']:.2f} + "
-            f"{acc['margin']:.3f}"))
-    check = data["findings"]["robustness"]
-    if check is not None:
-        for b in check["per_eps"]:
-            lines.append(verdict(
-                beyond_spread(b["gain"], b["spread"]),
-                f"a surrogate trained on D_R resists L2 attacks of eps {b['eps']:g} better than "
-                "one trained on as many CIFAR-10 images (Ilyas et al.)",
-                f"accuracy {fmt(b['d_r'])} vs {fmt(b['cifar10'])}; gain {b['gain']:+.3f}, spread "
-                f"{fmt(b['spread'])} (clean: {fmt(check['clean']['d_r'])} vs "
-                f"{fmt(check['clean']['cifar10'])})"))
-    return lines

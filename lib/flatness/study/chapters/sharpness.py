@@ -40,7 +40,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LandscapeJob, SharpnessJob, TransferJob
-from flatness.study.report import beyond_spread, fmt, verdict
+from flatness.study.report import fmt
 from flatness.training import TrainConfig
 
 #: Sharpness metrics reported by the chapter (keys of the SharpnessJob output).
@@ -478,86 +478,6 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         "landscapes": landscapes,
         "findings": findings,
     }
-
-
-# -- verdicts ------------------------------------------------------------------------------
-#: A rise of sharpness after its post-decay minimum counts when it exceeds this fraction
-#: (the trace is a 10-probe estimate at small scales: a few percent is noise).
-MIN_REBOUND = 0.1
-#: |Spearman| below this is "no clear correlation".
-MIN_CORRELATION = 0.3
-
-
-def verdict_lines(data: dict[str, Any]) -> list[str]:
-    """The chapter's verdicts (markdown lines), computed from its summary ``data``."""
-    f = data["findings"]
-    names = {"top_eigenvalue": "largest eigenvalue", "trace": "trace"}
-    lines = []
-    for m, label in names.items():
-        for k, drop in enumerate(f["drops"][m]):
-            seeds = [row[k] for row in f["drops_per_seed"][m] if row[k] is not None]
-            agrees = None if drop["relative"] is None else bool(
-                drop["relative"] < 0 and sum(r < 0 for r in seeds) * 2 > len(seeds))
-            lines.append(verdict(
-                agrees, f"the Hessian {label} drops when the learning rate decays at epoch "
-                f"{drop['decay']}",
-                f"{fmt(drop['before'])} at the decay, {fmt(drop['after'])} on average over the "
-                f"next {f['window']} epochs ({_pct(drop['relative'])}); drops in "
-                f"{sum(r < 0 for r in seeds)}/{len(seeds)} seeds"))
-    for m, label in names.items():
-        for seg in f["rebounds"][m]:
-            rel = seg["relative"]
-            lines.append(verdict(
-                None if rel is None else bool(rel > MIN_REBOUND),
-                f"after the decay at epoch {seg['start']}, SGD moves to sharper regions again "
-                f"({label})",
-                "too few epochs measured" if rel is None else
-                f"lowest {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
-                f"{fmt(seg['end_value'])} at epoch {seg['end']} ({_pct(rel)})"))
-    for seg in f["success_declines"]:
-        if seg["relative"] is None:
-            lines.append(verdict(None, f"transferability declines after the decay at epoch "
-                                 f"{seg['start']}", "too few epochs measured"))
-            continue
-        fall, spread = seg["extreme"] - seg["end_value"], seg["spread"]
-        lines.append(verdict(
-            beyond_spread(fall, spread), f"transferability declines after its peak following the "
-            f"decay at epoch {seg['start']}",
-            f"peak {fmt(seg['extreme'])} at epoch {seg['extreme_epoch']}, "
-            f"{fmt(seg['end_value'])} at epoch {seg['end']}; spread {fmt(spread)}"))
-    for m, label in names.items():
-        c = f["correlation"][m]
-        r = c["after_first_decay"]
-        agrees = None if r is None or abs(r) < MIN_CORRELATION else bool(r < 0)
-        lines.append(verdict(
-            agrees, f"sharper surrogates transfer worse ({label} against mean success, "
-            "epochs after the first decay)",
-            f"Spearman {fmt(r, 2)}; over all epochs {fmt(c['all_epochs'], 2)}; per seed "
-            + ", ".join(fmt(v, 2) for v in c["per_seed"])))
-    best, window = f["best_epoch"], f["window"]
-    near = [d for d in f["decays"] if d < best <= d + 2 * window]
-    lines.append(verdict(
-        bool(near) if f["decays"] else None,
-        "the best epoch for transferability comes a few epochs after a decay",
-        f"best mean success {fmt(f['best_success'])} at epoch {best} (seed "
-        f"{data['seeds'][0]}: epoch {f['best_epoch_seed0']}); planned early-stopping epoch "
-        f"{f['early_epoch']}: {fmt(f['early_success'])}; final {fmt(f['final_success'])}"))
-    curv, rise = f["curvature"], f["mean_rise_2d"]
-    for other, claim in (("early", "fully trained SGD sits in a sharper region than "
-                                   "early-stopped SGD"),
-                         ("lsam", "l-SAM sits in a flatter region than fully trained SGD")):
-        if curv[other] is None or curv["final"] is None:
-            lines.append(verdict(None, claim, "landscape missing"))
-            continue
-        sharper_1d = curv["final"] > curv[other]
-        sharper_2d = None if rise[other] is None else rise["final"] > rise[other]
-        agrees = bool(sharper_1d) if sharper_2d is None or sharper_2d == sharper_1d else None
-        lines.append(verdict(
-            agrees, claim,
-            f"1-D curvature at the weights {fmt(curv['final'])} (fully trained) vs "
-            f"{fmt(curv[other])}; mean 2-D loss rise {fmt(rise['final'])} vs "
-            f"{fmt(rise[other])}"))
-    return lines
 
 
 def _pct(relative: float | None) -> str:

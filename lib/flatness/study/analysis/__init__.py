@@ -1,0 +1,48 @@
+"""Each chapter's analysis: its summary in, the paper's claims out (:mod:`flatness.study.claims`).
+
+The chapter page, the results page and the README's table all call :func:`claims_of`, so a
+claim's status is decided in one place, by one rule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flatness.results import Result
+from flatness.study.claims import NOT_COMPUTED, Claim
+
+#: Chapters in book order; each module ``analysis.<name>`` defines ``claims(data, scale)``.
+CHAPTERS = ("robust_features", "lr_decay", "sharpness", "minimizers", "complementarity")
+TITLES = {"robust_features": "1. Robust and non-robust features",
+          "lr_decay": "2. Learning-rate decay", "sharpness": "3. Sharpness",
+          "minimizers": "4. Minimizers", "complementarity": "5. Complementarity"}
+
+
+def builder(chapter: str) -> Callable[[dict[str, Any], str], list[Claim]]:
+    """The ``claims(data, scale)`` function of ``chapter``'s analysis."""
+    if chapter not in CHAPTERS:
+        raise KeyError(chapter)
+    return importlib.import_module(f"{__name__}.{chapter}").claims
+
+
+def claims_of(chapter: str, result: Result) -> list[Claim]:
+    """The claims a chapter's result speaks to, with their statuses."""
+    return builder(chapter)(result.data, result.scale)
+
+
+def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:
+    """Every chapter's claims in book order; a chapter without a result gives one
+    ``not computed`` row."""
+    rows: list[Claim] = []
+    for chapter in CHAPTERS:
+        result = results.get(chapter)
+        if result is None:
+            rows.append(Claim(chapter, "missing", "(see the chapter)", note="no result"))
+        else:
+            rows.extend(claims_of(chapter, result))
+    return rows
+
+
+__all__ = ["CHAPTERS", "NOT_COMPUTED", "TITLES", "all_claims", "builder", "claims_of"]
