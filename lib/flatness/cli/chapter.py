@@ -8,7 +8,6 @@ the chapter notebook then renders without recomputing.
 from __future__ import annotations
 
 import argparse
-import json
 
 import yaml
 
@@ -46,6 +45,7 @@ def parse_params(pairs: list[list[str]]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from flatness.cli._common import scale_from_args
     from flatness.study import chapter_result, chapters, committed_path, get_chapter
+    from flatness.study.analysis import claims_of
 
     if args.name == "list":
         for name, chapter in chapters().items():
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     p = result.provenance
     print(f"chapter {chapter.name} at scale {result.scale}: {p.get('jobs')} jobs, "
           f"compute {p.get('compute_time_s')} s, device {p.get('device')}")
-    print(json.dumps(result.data.get("findings", {}), indent=1, default=str)[:2000])
+    for claim in claims_of(result):
+        print(f"{claim.status:>17}: {claim.key}: {claim.summary()}")
     if not args.no_publish:
         print(committed_path(chapter.name, result.scale))
     return 0

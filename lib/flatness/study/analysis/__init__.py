@@ -27,9 +27,9 @@ def builder(chapter: str) -> Callable[[dict[str, Any], str], list[Claim]]:
     return importlib.import_module(f"{__name__}.{chapter}").claims
 
 
-def claims_of(chapter: str, result: Result) -> list[Claim]:
+def claims_of(result: Result) -> list[Claim]:
     """The claims a chapter's result speaks to, with their statuses."""
-    return builder(chapter)(result.data, result.scale)
+    return builder(result.config["chapter"])(result.data, result.scale)
 
 
 def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:
@@ -41,7 +41,7 @@ def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:
         if result is None:
             rows.append(Claim(chapter, "missing", "(see the chapter)", note="no result"))
         else:
-            rows.extend(claims_of(chapter, result))
+            rows.extend(claims_of(result))
     return rows
 
 
