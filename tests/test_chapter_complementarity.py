@@ -10,9 +10,10 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.scales import get_scale
+from flatness.study.analysis import complementarity as analysis
 from flatness.study.chapters import complementarity as ch
 from flatness.study.chapters import lr_decay
-from flatness.study.common import MIN_SPREAD
+from flatness.study.claims import AGAINST, FOR, WITHIN, standing
 from flatness.study.context import StudySpec
 from flatness.study.jobs import TransferJob
 
@@ -166,31 +167,28 @@ def test_summarize_aggregates_seeds_and_computes_findings():
     assert m["sgd"]["std"] == pytest.approx(np.std([0.30, 0.302], ddof=1))
     assert m["swa"]["seeds"] == [1] and m["swa"]["std"] == 0.0
     assert m["lsam"]["per_target_mean"] == pytest.approx([0.341, 0.361])
-    f = data["findings"]
-    assert f["competitive"]["early_stopped"]["diff"] == pytest.approx(-0.03)
-    assert f["competitive"]["early_stopped"]["competitive"] is False  # seeds agree: std 0
-    assert f["competitive"]["lgv"]["competitive"] is False
-    sat = f["competitive"]["sat"]
-    assert sat["seeds"] == [1] and sat["competitive"] is True and sat["better"] is False
-    assert "sam" not in f["competitive"]
-    assert f["gain_over_sgd"]["mi"]["diff"] == pytest.approx(0.05)
-    assert f["gain_over_sgd"]["mi"]["significant"] is True
-    assert f["gain_over_sgd"]["di"]["complements"] is False
-    assert f["lgv_lsam_vs_lgv"]["diff"] == pytest.approx(0.05)
-    assert f["n_complemented"] == 2 and f["n_combined"] == 3 and f["complements_all"] is False
+    claims = {c.key: c for c in analysis.claims(data, "smoke")}
+    competitive = {c.label: c for c in claims["lsam-competitive"].comparisons}
+    early = competitive["l-SAM − SGD (early stopped)"]
+    assert early.mean == pytest.approx(-0.03) and standing(early) == AGAINST  # std 0
+    assert standing(competitive["l-SAM − LGV"]) == AGAINST
+    sat = competitive["l-SAM − SAT"]
+    assert sat.n == 1 and standing(sat) == WITHIN  # one common seed: no uncertainty
+    assert "l-SAM − SAM" not in competitive
+    techniques = {c.label: c for c in claims["lsam-complements-techniques"].comparisons}
+    assert list(techniques) == ["+mi: l-SAM − SGD", "+di: l-SAM − SGD"]
+    assert techniques["+mi: l-SAM − SGD"].mean == pytest.approx(0.05)
+    assert standing(techniques["+mi: l-SAM − SGD"]) == FOR
+    assert techniques["+di: l-SAM − SGD"].mean <= 0
+    (lgv,) = claims["lgv-plus-lsam"].comparisons
+    assert lgv.mean == pytest.approx(0.05)
 
 
-def test_compare_is_paired_by_seed():
+def test_differences_are_paired_by_seed():
     a = {"seeds": [0, 1], "seeds_success": [0.5, 0.6]}
     b = {"seeds": [1, 0], "seeds_success": [0.4, 0.4]}
-    c = ch.compare(a, b)
-    assert c["diff"] == pytest.approx(0.15)
-    assert c["std"] == pytest.approx(np.std([0.1, 0.2], ddof=1))
-    assert c["spread"] == pytest.approx(2 * c["std"])
-    one = ch.compare({"seeds": [0], "seeds_success": [0.5]}, a)
-    assert one["spread"] == MIN_SPREAD and one["seeds"] == [0]
-    with pytest.raises(FlatnessError, match="no common seed"):
-        ch.compare({"seeds": [5], "seeds_success": [0.1]}, a)
+    assert analysis.difference(a, b) == [pytest.approx(0.1), pytest.approx(0.2)]
+    assert analysis.difference({"seeds": [5], "seeds_success": [0.1]}, a) == []
 
 
 def test_early_stopping_epoch_is_the_best_seed_averaged_checkpoint():

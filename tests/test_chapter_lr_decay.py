@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from flatness.scales import get_scale
+from flatness.study.analysis import lr_decay as analysis
 from flatness.study.chapters import lr_decay as ch
+from flatness.study.claims import REPRODUCED
 
 SCALE = get_scale("smoke", epochs=20, decay_epochs="10,15", checkpoint_every=1)
 
@@ -49,4 +51,5 @@ def test_a_seed_that_transfers_lower_at_every_epoch_does_not_widen_the_spread():
     assert max(data["schedules"]["standard"]["success_std"]) > 0.1  # the levels differ
     for peak in data["findings"]["decays_followed_by_gain"]:
         assert abs(peak["gain"] - 0.1) < 1e-9 and peak["spread"] == 0.01  # the gains do not
-    assert any("**agrees**" in line for line in ch.verdict_lines(data))
+    peaks = analysis.claims(data, "smoke")[0]
+    assert peaks.key == "peak-after-decay" and peaks.status == REPRODUCED

@@ -10,7 +10,9 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.scales import get_scale
+from flatness.study.analysis import minimizers as analysis
 from flatness.study.chapters import minimizers as ch
+from flatness.study.claims import FOR, PARTLY, REPRODUCED, WITHIN, standing
 from flatness.study.context import StudySpec
 from flatness.study.jobs import SharpnessJob, TrainJob, TransferJob
 
@@ -228,34 +230,35 @@ def test_surrogates_gains_ranking_and_lsam(summary):
     assert d["minimizers"]["sam"] == ["sam ρ=0.05", "sam ρ=0.3"]
 
 
-def test_findings_are_computed_from_the_numbers(summary):
+def test_claims_are_paired_by_seed(summary):
     _, d = summary
-    f = d["findings"]
-    assert f["best"]["label"] == "sam ρ=0.3"
-    assert f["best"]["gain_vs_early_stopped_points"] == pytest.approx(40.5)
-    # 2 std of the noisier of the two (l-SAM: seeds 0.80, 0.82; early stopping: 0.40, 0.41)
-    assert f["best"]["spread_points"] == pytest.approx(100 * 2 * np.std([0.80, 0.82], ddof=1))
-    (sam,) = f["large_rho"]  # looksam has a single rho here
-    assert sam["largest_is_best"] and sam["best_rho"] == 0.3
-    assert sam["success_gain_points"] == pytest.approx(30.0)
-    assert sam["accuracy_cost_points"] == pytest.approx(25.0)
-    corr = f["sharpness_correlation"]
-    assert corr["top_eigenvalue"]["n"] == 6  # 5 surrogates and early-stopped SGD
-    assert corr["top_eigenvalue"]["spearman"] < -0.9
-    assert corr["trace"]["pearson"] < -0.9
+    claims = {c.key: c for c in analysis.claims(d, "smoke")}
+    es = claims["minimizers-beat-early-stopped-sgd"]
+    # each minimizer at its best rho; two seeds: |t| must exceed 12.7 (Student, 1 df)
+    assert [c.label for c in es.comparisons] == [
+        "sam ρ=0.3 − SGD (early stopped)", "looksam ρ=0.05 − SGD (early stopped)",
+        "swa − SGD (early stopped)"]
+    assert [c.mean for c in es.comparisons] == [pytest.approx(0.405), pytest.approx(0.055),
+                                                 pytest.approx(-0.045)]
+    assert [standing(c) for c in es.comparisons] == [FOR, WITHIN, WITHIN]  # t 81, 11, -9
+    assert es.status == PARTLY
+    full = claims["minimizers-beat-fully-trained-sgd"]
+    assert [standing(c) for c in full.comparisons] == [FOR, FOR, WITHIN]  # t 101, 31, 11
+    (large,) = claims["large-rho-transfers-best"].comparisons  # looksam has a single rho
+    assert large.label == "sam ρ=0.3 − sam ρ=0.05" and large.mean == pytest.approx(0.30)
+    (cost,) = claims["large-rho-costs-accuracy"].comparisons
+    assert cost.mean == pytest.approx(0.25) and standing(cost) == FOR
+    flat = claims["flatter-transfers-better"]
+    assert [c.mean for c in flat.comparisons] == [pytest.approx(-1.0)] * 2
+    assert flat.status == REPRODUCED
 
 
-def test_findings_when_large_rho_is_worst():
-    entry = {"success_std": 0.0, "test_acc_mean": 0.7, "top_eigenvalue_mean": None}
-    surrogates = {"sam ρ=0.05": {**entry, "minimizer": "sam", "rho": 0.05, "success_mean": 0.6},
-                  "sam ρ=1": {**entry, "minimizer": "sam", "rho": 1.0, "success_mean": 0.2,
-                              "test_acc_mean": 0.3}}
-    base = {**entry, "success_mean": 0.5}
-    f = ch.findings(surrogates, base, base)
-    assert f["best"]["label"] == "sam ρ=0.05"
-    assert f["best"]["gain_vs_early_stopped_points"] == pytest.approx(10.0)
-    assert not f["large_rho"][0]["largest_is_best"]
-    assert f["sharpness_correlation"]["top_eigenvalue"]["spearman"] is None
+def test_claims_of_an_older_summary_without_per_seed_values_ask_for_a_recompute(summary):
+    _, d = summary
+    old = {**d, "surrogates": {k: {key: v for key, v in e.items() if key != "per_seed"}
+                               for k, e in d["surrogates"].items()}}
+    with pytest.raises(FlatnessError, match="recompute"):
+        analysis.claims(old, "cpu")
 
 
 # -- figures ----------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.scales import get_scale
+from flatness.study.analysis import robust_features as analysis
 from flatness.study.chapters import lr_decay
 from flatness.study.chapters import robust_features as ch
+from flatness.study.claims import FOR, WITHIN, standing
 from flatness.study.context import StudySpec
 from flatness.study.executors import closure
 from flatness.study.jobs import DatasetJob, TrainJob, TransferJob
@@ -165,11 +167,9 @@ def test_early_stopping_gain_is_paired_by_seed():
     assert es["best_epoch"] == 2 and es["final_epoch"] == 3
     assert es["gain"] == pytest.approx(0.125)
     assert es["spread"] == pytest.approx(2 * np.std([0.2, 0.05], ddof=1))
-    assert es["helps"] is False  # 0.125 < 2 x 0.106
-    assert ch.early_stopping_gain(epochs, [[0.2, 0.5, 0.3], [0.2, 0.4, 0.3]])["helps"]
+    assert es["differences"] == [pytest.approx(0.2), pytest.approx(0.05)]
     one = ch.early_stopping_gain(epochs, [[0.1, 0.2, 0.3]])
-    assert one["best_epoch"] == 3 and one["gain"] == 0 and not one["helps"]
-    assert ch.early_stopping_gain(epochs, [[0.1, 0.2, 0.15]])["helps"]  # 0.05 > MIN_SPREAD
+    assert one["best_epoch"] == 3 and one["gain"] == 0 and one["differences"] == [0.0]
 
 
 def test_chance_margin_is_two_binomial_standard_errors():
@@ -211,14 +211,21 @@ def test_summarize_synthetic_outputs():
 
     data = ch.summarize(SimpleNamespace(scale=SMOKE), p, outputs)
     f = data["findings"]
-    assert f["surrogates"]["d_r"]["helps"] and f["surrogates"]["cifar10"]["helps"]
-    assert not f["surrogates"]["d_nr"]["helps"] and f["surrogates"]["d_nr"]["best_epoch"] == 3
+    claims = {c.key: c for c in analysis.claims(data, "smoke")}
+    es = {c.label.split(":")[0]: c for c in claims["early-stopping-whatever-the-features"]
+          .comparisons}
+    assert standing(es["surrogate on D_R"]) == WITHIN  # t = 12.3 < 12.7 (two seeds, 1 df)
+    assert standing(es["surrogate on D_NR"]) != FOR and f["surrogates"]["d_nr"]["best_epoch"] == 3
     assert f["surrogates"]["d_r"]["gain"] == pytest.approx(((0.5 - 0.3) + (0.48 - 0.31)) / 2)
-    assert all(f["targets"][t]["helps"] for t in ch.KINDS)
+    assert es["surrogate on D_R"].mean == pytest.approx(f["surrogates"]["d_r"]["gain"])
+    assert all(es[f"target on {analysis.LABELS[t]}"].mean > 0 for t in ch.KINDS)
     margin = ch.chance_margin(SMOKE.eval_subset)
     assert f["accuracy"]["margin"] == pytest.approx(margin)
-    above = {t: v["above_chance"] for t, v in f["accuracy"]["targets"].items()}
-    assert above == {"d_r": True, "d_nr": True, "d_rand": True, "d_det": False}
+    premise = {c.label: c for c in claims["ilyas-datasets"].comparisons}
+    rand = premise["target trained on D_rand: CIFAR-10 accuracy − chance"]
+    det = premise["target trained on D_det: CIFAR-10 accuracy − chance"]
+    assert rand.mean == pytest.approx(0.15) and standing(rand) == FOR
+    assert det.mean == pytest.approx(0.01) and standing(det) == WITHIN
     s = data["surrogates"]["d_r"]
     assert s["success_mean"] == pytest.approx([0.2, 0.49, 0.305])
     assert s["test_acc_mean"] == pytest.approx([0.45] * 3)
@@ -230,10 +237,11 @@ def test_summarize_synthetic_outputs():
     assert data["robustness"]["d_r"]["robust_mean"] == pytest.approx([0.28, 0.09])
     check = f["robustness"]
     small, large = check["per_eps"]
-    assert small["more_robust"] and small["gain"] == pytest.approx(0.22)
+    robust = premise["L2 eps 0.25 accuracy, surrogate on D_R − on CIFAR-10"]
+    assert robust.mean == pytest.approx(0.22) and standing(robust) == WITHIN  # t = 7.3
+    assert small["gain"] == pytest.approx(0.22)
     assert small["d_r"] == pytest.approx(0.28) and small["cifar10"] == pytest.approx(0.06)
     assert large["gain"] == pytest.approx(0.085) and check["clean"]["d_r"] == 0.5
-    assert check["more_robust"] == large["more_robust"] and not check["partly"]
 
 
 def test_robustness_check_needs_a_gain_above_the_spread_at_every_budget():
@@ -244,13 +252,12 @@ def test_robustness_check_needs_a_gain_above_the_spread_at_every_budget():
     check = ch.robustness_check({"cifar10": summary([(0.10, 0.02), (0.12, 0.03)]),
                                  "d_r": summary([(0.12, 0.2), (0.13, 0.21)])})
     close, far = check["per_eps"]
-    assert not close["more_robust"] and close["gain"] == pytest.approx(0.015)
-    assert far["more_robust"] and check["partly"] and not check["more_robust"]
-    # one seed: the spread is two binomial standard errors of the difference
+    assert close["gain"] == pytest.approx(0.015) and far["gain"] == pytest.approx(0.18)
+    assert close["differences"] == [pytest.approx(0.02), pytest.approx(0.01)]
+    # one seed: the band is two binomial standard errors of the difference
     one = ch.robustness_check({"cifar10": summary([(0.10, 0.05)]),
                                "d_r": summary([(0.14, 0.1)])})
     assert one["per_eps"][0]["spread"] == pytest.approx(2 * math.sqrt(2 * 0.1 * 0.9 / 500))
-    assert one["more_robust"]
     assert ch.robustness_check({"d_r": summary([(0.2, 0.1)])}) is None
 
 

@@ -12,8 +12,10 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.scales import get_scale
+from flatness.study.analysis import sharpness as analysis
 from flatness.study.chapters import complementarity, lr_decay, minimizers
 from flatness.study.chapters import sharpness as ch
+from flatness.study.claims import FOR, INCONCLUSIVE, REPRODUCED, standing
 from flatness.study.context import StudySpec
 from flatness.study.jobs import LandscapeJob, SharpnessJob, TransferJob
 
@@ -255,25 +257,19 @@ def test_summary_finds_the_drops_rebounds_and_correlation(toy):
     assert f["barriers"]["early->final"] == pytest.approx(0.25)
 
 
-def test_verdicts_follow_the_numbers(toy):
+def test_claims_follow_the_numbers(toy):
     _, data = toy
-    lines = ch.verdict_lines(data)
-    by_claim = {line.split("**: ", 1)[1].split(" (", 1)[0]: line for line in lines}
-    for claim, label in [
-        ("the Hessian trace drops when the learning rate decays at epoch 3", "agrees"),
-        ("after the decay at epoch 6, SGD moves to sharper regions again", "agrees"),
-        ("transferability declines after its peak following the decay at epoch 6", "agrees"),
-        ("sharper surrogates transfer worse", "agrees"),
-        ("the best epoch for transferability comes a few epochs after a decay", "agrees"),
-        ("fully trained SGD sits in a sharper region than early-stopped SGD", "agrees"),
-        ("l-SAM sits in a flatter region than fully trained SGD", "agrees"),
-    ]:
-        assert by_claim[claim].startswith(f"- **{label}**"), by_claim[claim]
-    # the same data with a flat final SGD turns the landscape verdicts around
-    flipped = {**data, "findings": {**data["findings"],
-                                    "curvature": {"early": 8, "final": 0.1, "lsam": 1.0},
-                                    "mean_rise_2d": {"early": 5, "final": 0.1, "lsam": 1.0}}}
-    assert sum(line.startswith("- **disagrees**") for line in ch.verdict_lines(flipped)) == 2
+    claims = {c.key: c for c in analysis.claims(data, "smoke")}
+    drops = claims["sharpness-drops-at-decay"]
+    assert [c.mean for c in drops.comparisons][2:] == [pytest.approx(-2 / 3),
+                                                       pytest.approx(-0.75)]
+    assert drops.status == REPRODUCED  # both seeds drop alike at both decays
+    rise = claims["sharper-as-transfer-declines"]
+    assert {standing(c) for c in rise.comparisons} == {FOR}, rise.summary()
+    assert any(c.label.startswith("Spearman(top eigenvalue") and c.mean == pytest.approx(-1)
+               for c in rise.comparisons)
+    landscapes = claims["flatter-landscapes"]  # one seed: describes, cannot decide
+    assert landscapes.status == INCONCLUSIVE and all(c.mean > 0 for c in landscapes.comparisons)
 
 
 def test_figures_and_tables_from_the_summary(toy):

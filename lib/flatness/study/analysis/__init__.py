@@ -39,7 +39,8 @@ def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:
     for chapter in CHAPTERS:
         result = results.get(chapter)
         if result is None:
-            rows.append(Claim(chapter, "missing", "(see the chapter)", note="no result"))
+            rows.append(Claim(chapter, "missing", "(see the chapter)",
+                              note="no current result at this scale"))
         else:
             rows.extend(claims_of(result))
     return rows

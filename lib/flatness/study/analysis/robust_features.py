@@ -52,7 +52,7 @@ def premise(data: dict[str, Any], scale: str) -> Claim:
                 [a[i] - b[i] for a, b in zip(d_r["robust"], cifar["robust"], strict=True)],
                 +1, floor=MIN_POINTS))
     return Claim(CHAPTER, "ilyas-datasets",
-                 "Premise (Ilyas et al.), not the paper's finding: models trained on D_rand and "
-                 "D_det classify CIFAR-10 above chance; models trained on D_R resist small L2 "
-                 "attacks better than models trained on CIFAR-10.",
+                 "Ilyas et al.'s datasets behave as theirs: models trained on D_rand and D_det "
+                 "classify CIFAR-10 above chance; models trained on D_R resist small L2 attacks "
+                 "better than models trained on CIFAR-10.",
                  tuple(comparisons), scale, prerequisite=True)

@@ -1,0 +1,148 @@
+"""One rule decides every claim: synthetic comparisons for each status, gains and losses
+judged alike, and the chapter pages, the results page and the README render the same claims."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.results import read_result
+from flatness.study.analysis import CHAPTERS, all_claims, claims_of
+from flatness.study.chapter import results_root
+from flatness.study.claims import (
+    AGAINST,
+    CONTRADICTED,
+    FOR,
+    INCONCLUSIVE,
+    MISSING,
+    MIXED,
+    NOT_COMPUTED,
+    PARTLY,
+    REPRODUCED,
+    WITHIN,
+    Claim,
+    Comparison,
+    critical_t,
+    decide,
+    standing,
+)
+from flatness.study.findings import readme_section, readme_table, results_markdown
+from flatness.study.report import claims_markdown
+
+UP = [0.10, 0.12, 0.11, 0.09]  # t = 0.105 / (0.0129 / 2) = 16: beyond with four seeds
+NOISE = [0.10, -0.08, 0.05, -0.04]  # t = 0.2
+
+
+def paired(values, predicted=+1, **kwargs):
+    return Comparison.paired("x", values, predicted, **kwargs)
+
+
+def test_the_critical_value_is_students_two_sided_95_percent():
+    assert critical_t(3) == pytest.approx(3.182, abs=1e-3)
+    assert critical_t(math.inf) == pytest.approx(1.960, abs=1e-3)
+
+
+@pytest.mark.parametrize(("comparisons", "status"), [
+    ([paired(UP), paired(UP)], REPRODUCED),
+    ([paired(UP), paired(NOISE)], PARTLY),
+    ([paired([-v for v in UP]), paired(NOISE)], CONTRADICTED),
+    ([paired(UP), paired([-v for v in UP])], MIXED),
+    ([paired(NOISE), paired([0.3])], INCONCLUSIVE),  # one seed never counts
+    ([paired([None, None])], NOT_COMPUTED),
+    ([], NOT_COMPUTED),
+])
+def test_one_synthetic_case_per_status(comparisons, status):
+    assert decide(comparisons) == status
+    assert Claim("c", "k", "p", tuple(comparisons)).status == status
+
+
+def test_gains_and_losses_are_judged_alike():
+    """The same numbers with the sign flipped stand against the paper exactly when they
+    stood for it: no asymmetric band that a loss only has to stay inside."""
+    for values in (UP, NOISE, [0.02, 0.03, 0.01, 0.02], [0.2, -0.1, 0.3, 0.0]):
+        gain, loss = paired(values), paired([-v for v in values])
+        assert (standing(gain), standing(loss)) in {(FOR, AGAINST), (WITHIN, WITHIN)}
+        assert standing(paired(values, -1)) == standing(loss)
+
+
+def test_a_loss_within_two_standard_deviations_still_counts_against_when_paired():
+    """l-SAM -8.9 points below SGD, paired std 4.5 over four seeds: t = -3.9 (the old rule
+    called it competitive, inside a band of 2 std = 9.05)."""
+    c = Comparison.from_stats("l-SAM − SGD", -0.089, 0.0452, 4, +1)
+    assert c.t == pytest.approx(-3.94, abs=0.01) and standing(c) == AGAINST
+
+
+def test_the_floor_is_a_minimal_effect_either_way():
+    tiny = [0.001, 0.0011, 0.0009, 0.001]
+    assert standing(paired(tiny)) == FOR
+    assert standing(paired(tiny, floor=0.01)) == WITHIN
+    assert standing(paired([-v for v in tiny], floor=0.01)) == WITHIN
+
+
+def test_a_predicted_absence_counts_for_only_inside_its_equivalence_margin():
+    flat = [0.001, -0.002, 0.0, 0.001]
+    assert standing(paired(flat, 0, floor=0.02)) == FOR
+    assert standing(paired(UP, 0, floor=0.02)) == AGAINST
+    assert standing(paired(NOISE, 0, floor=0.02)) == WITHIN  # too noisy to tell
+
+
+def test_missing_comparisons_do_not_count_and_predictions_are_checked():
+    assert standing(paired([])) == MISSING
+    assert decide([paired(UP), paired([])]) == REPRODUCED
+    with pytest.raises(FlatnessError, match="predicted"):
+        Comparison("x", 0.1, 0.01, 4, 3, predicted=2)
+
+
+def test_a_proportion_is_tested_against_its_binomial_standard_error():
+    above = Comparison.proportion("acc − chance", 0.139, 0.1, 2000, +1)
+    assert above.stderr == pytest.approx(math.sqrt(0.09 / 2000)) and standing(above) == FOR
+    assert above.basis == "2000 images"
+    assert standing(Comparison.proportion("acc − chance", 0.11, 0.1, 2000, +1)) == WITHIN
+
+
+def test_older_summaries_read_their_spread_as_an_upper_bound_on_the_std():
+    from flatness.study.analysis.paired import from_entry
+
+    c = from_entry("gain", {"gain": 0.03, "spread": 0.01}, 4, +1)
+    assert c.stderr == pytest.approx(0.005 / 2)  # std <= spread / 2 = 0.005
+    exact = from_entry("gain", {"gain": 0.03, "spread": 0.01, "differences": UP}, 4, +1)
+    assert exact.mean == pytest.approx(0.105)
+
+
+def committed():
+    found = {}
+    for chapter in CHAPTERS:
+        for path in sorted(results_root().glob(f"*/{chapter}.json")):
+            found[f"{path.parent.name}/{chapter}"] = read_result(path)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(committed()))
+def test_every_committed_results_chapter_page_and_results_page_agree(name):
+    result = committed()[name]
+    try:
+        claims = claims_of(result)
+    except FlatnessError as exc:  # an older summary format: stale, recomputed, never served
+        pytest.skip(str(exc))
+    page = claims_markdown(claims)
+    table = results_markdown({result.config["chapter"]: result})
+    for claim in claims:
+        assert f"**{claim.status}**: {claim.paper}" in page
+        row = next(line for line in table.splitlines() if claim.paper.replace("|", "/") in line)
+        assert f"| **{claim.status}** |" in row
+
+
+def test_the_readme_table_is_generated_from_the_committed_results():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert readme_section(readme) == readme_table(), (
+        "README.md's results table is out of date: run "
+        "`python -c 'from pathlib import Path; from flatness.study.findings import "
+        "update_readme; update_readme(Path(\"README.md\"))'`")
+
+
+def test_a_chapter_without_a_result_is_not_computed():
+    rows = all_claims({})
+    assert [r.status for r in rows] == [NOT_COMPUTED] * len(CHAPTERS)
