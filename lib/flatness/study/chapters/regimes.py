@@ -1,0 +1,237 @@
+"""The regime map: where, in training-set size, training length and network width, do
+surrogates transfer strongly enough to test the paper, and where does flatness help?
+
+A surrogate that transfers weakly makes every comparison of the other chapters unreadable, so
+the small scales are chosen by this map. Each *cell* (training-set size, epochs, width) trains
+the scale's surrogate recipe, with the paper's schedule shape (decays /10 at 1/3 and 2/3 of
+the epochs), under SGD (rho 0) and SAM over a rho grid, for several seeds. Per cell and rho:
+training and test accuracy, the mean transfer success of the final epoch on the scale's target
+zoo (BIM L-inf), and the top Hessian eigenvalue; for SGD, the transfer curve over checkpoints
+gives early stopping's epoch and gain. Every gain of SAM is paired by seed with SGD's (same
+initialisation and batch order), against the fully trained and against the early-stopped SGD
+surrogate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flatness.errors import FlatnessError
+from flatness.scales import Scale
+from flatness.study.chapter import Chapter
+from flatness.study.common import check_seeds, paired, scale_attack, seed_stats, surrogate
+from flatness.study.context import StudyContext, StudySpec
+from flatness.study.jobs import Job, SharpnessJob, TrainJob, TransferJob
+from flatness.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the map: how many training images, for how many epochs, how wide."""
+
+    train_subset: int
+    epochs: int
+    width: float
+
+    @classmethod
+    def parse(cls, value: Any) -> Cell:
+        """From ``[train_subset, epochs, width]`` (a notebook or ``-p`` parameter)."""
+        if (not isinstance(value, (list, tuple)) or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in value)):
+            raise FlatnessError(f"a cell is [train_subset, epochs, width], got {value!r}")
+        size, epochs, width = value
+        if int(size) != size or size < 10 or int(epochs) != epochs or epochs < 3 or width <= 0:
+            raise FlatnessError(f"cell {value!r}: train_subset must be an integer >= 10, epochs "
+                                "an integer >= 3 and width > 0")
+        return cls(int(size), int(epochs), float(width))
+
+    @property
+    def label(self) -> str:
+        return f"{self.train_subset} images, {self.epochs} epochs, width {self.width:g}"
+
+    def decay_epochs(self) -> tuple[int, ...]:
+        """The paper's shape: /10 after 1/3 and 2/3 of the epochs."""
+        return (round(self.epochs / 3), round(2 * self.epochs / 3))
+
+    def checkpoints(self, points: int) -> tuple[int, ...]:
+        """About ``points`` checkpoints spread over training (the last always included)."""
+        every = max(1, self.epochs // max(1, points))
+        return tuple(sorted({*range(every, self.epochs + 1, every), self.epochs}))
+
+
+#: The map's default cells (training images, epochs, width of ResNet-18) per scale size: the
+#: cost of a cell is about ``train_subset * epochs * width**2``; these keep the whole map near
+#: 2 h on 2 cores at bf16 (``reproduce --plan`` prints the estimate).
+CPU_CELLS = ((2000, 90, 0.25), (5000, 45, 0.25), (10000, 30, 0.25), (20000, 24, 0.25),
+             (10000, 30, 0.5))
+SMOKE_CELLS = ((256, 3, 0.125), (512, 3, 0.125))
+#: SAM's rho over the map (0 is SGD).
+RHOS = (0.0, 0.02, 0.05, 0.1, 0.2)
+
+
+def defaults(scale: Scale) -> dict[str, Any]:
+    small = scale.epochs <= 5  # the smoke scale: its own tiny cells
+    return {
+        "cells": [list(c) for c in (SMOKE_CELLS if small else CPU_CELLS)],
+        "rhos": [0.0, 0.05] if small else list(RHOS),
+        "seeds": list(scale.seeds[:1]) if small else [0, 1],
+        "curve_points": 3 if small else 15,
+        "sharpness_images": scale.sharpness_images,
+        "eps": scale.eps,
+        "attack_steps": scale.attack_steps,
+    }
+
+
+def validate(params: dict[str, Any]) -> None:
+    check_seeds(params)
+    cells = params["cells"]
+    if not isinstance(cells, list) or not cells:
+        raise FlatnessError("cells must be a non-empty list of [train_subset, epochs, width]")
+    parsed = [Cell.parse(c) for c in cells]
+    if len(set(parsed)) != len(parsed):
+        raise FlatnessError(f"cells lists a cell twice: {cells!r}")
+    rhos = params["rhos"]
+    if (not isinstance(rhos, list) or 0.0 not in rhos or len(set(rhos)) != len(rhos)
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0
+                       for r in rhos)):
+        raise FlatnessError(f"rhos must list distinct numbers >= 0 including 0 (SGD), "
+                            f"got {rhos!r}")
+    for key in ("curve_points", "sharpness_images", "attack_steps"):
+        value = params[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FlatnessError(f"{key} must be an integer >= 1, got {value!r}")
+    eps = params["eps"]
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps <= 1:
+        raise FlatnessError(f"eps must be a number in (0, 1], got {eps!r}")
+
+
+def cells(params: dict[str, Any]) -> list[Cell]:
+    return [Cell.parse(c) for c in params["cells"]]
+
+
+def config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
+           ) -> TrainConfig:
+    """The cell's surrogate: the scale's recipe at the cell's size, SGD or SAM at ``rho``."""
+    overrides: dict[str, Any] = {
+        "arch": scale.surrogate.arch, "width": cell.width, "depth": scale.surrogate.depth,
+        "train_subset": cell.train_subset, "epochs": cell.epochs,
+        "decay_epochs": cell.decay_epochs(),
+        "checkpoint_epochs": cell.checkpoints(params["curve_points"]) if rho == 0 else (),
+    }
+    if rho > 0:
+        overrides.update(minimizer="sam", minimizer_params={"rho": float(rho)})
+    return surrogate(scale, seed, **overrides)
+
+
+def transfer_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
+                 ) -> TransferJob:
+    """SGD: every checkpoint (early stopping); SAM: the final epoch."""
+    model = config(scale, params, cell, rho, seed)
+    epochs = cell.checkpoints(params["curve_points"]) if rho == 0 else ()
+    return TransferJob(model, scale_attack(scale, params), epochs=epochs)
+
+
+def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
+                  ) -> SharpnessJob:
+    """The final checkpoint's top eigenvalue (the trace with a single probe: not reported)."""
+    return SharpnessJob(config(scale, params, cell, rho, seed), engine="fast",
+                        n_images=params["sharpness_images"],
+                        batch_size=min(100, params["sharpness_images"]), trace_samples=1,
+                        max_iter=20)
+
+
+def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
+    scale = spec.scale
+    return [job for cell in cells(params) for rho in params["rhos"] for seed in params["seeds"]
+            for job in (transfer_job(scale, params, cell, rho, seed),
+                        sharpness_job(scale, params, cell, rho, seed))]
+
+
+# -- the summary ------------------------------------------------------------------------------
+def _last(metrics: list[dict[str, Any]], key: str) -> float | None:
+    return metrics[-1].get(key) if metrics else None
+
+
+def _per_seed(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell,
+              rho: float) -> dict[str, list[Any]]:
+    """Per seed: final success, accuracies, top eigenvalue (and SGD's transfer curve)."""
+    rows: dict[str, list[Any]] = {"success": [], "test_acc": [], "train_acc": [],
+                                  "top_eigenvalue": [], "curve": []}
+    for seed in params["seeds"]:
+        transfer = outputs[transfer_job(scale, params, cell, rho, seed).key()]
+        run = outputs[TrainJob(config(scale, params, cell, rho, seed)).key()]
+        sharp = outputs[sharpness_job(scale, params, cell, rho, seed).key()]
+        rows["success"].append(transfer["mean"][-1])
+        rows["test_acc"].append(_last(run["metrics"], "test_acc"))
+        rows["train_acc"].append(_last(run["metrics"], "train_acc"))
+        rows["top_eigenvalue"].append(sharp["top_eigenvalue"][-1])
+        rows["curve"].append(transfer["mean"])
+    return rows
+
+
+def _mean(values: list[Any]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def summarize_cell(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell
+                   ) -> dict[str, Any]:
+    """One cell: per rho the per-seed values and means, SGD's early stopping, and SAM's
+    seed-paired gains over fully trained and early-stopped SGD."""
+    per_rho = {f"{rho:g}": _per_seed(outputs, scale, params, cell, rho)
+               for rho in params["rhos"]}
+    sgd = per_rho["0"]
+    epochs = list(cell.checkpoints(params["curve_points"]))
+    curve = seed_stats(sgd["curve"])
+    best = int(np.argmax(curve["mean"]))
+    early = [c[best] for c in sgd["curve"]]
+    early_gain = [e - f for e, f in zip(early, sgd["success"])]
+    rows = {}
+    for key, values in per_rho.items():
+        row = {k: values[k] for k in ("success", "test_acc", "train_acc", "top_eigenvalue")}
+        row.update({f"{k}_mean": _mean(values[k])
+                    for k in ("success", "test_acc", "train_acc", "top_eigenvalue")})
+        if key != "0":
+            vs_full = [a - b for a, b in zip(values["success"], sgd["success"])]
+            vs_early = [a - b for a, b in zip(values["success"], early)]
+            row["vs_full"] = {"differences": vs_full, **paired(vs_full)}
+            row["vs_early_stopped"] = {"differences": vs_early, **paired(vs_early)}
+        rows[key] = row
+    return {
+        "cell": {"train_subset": cell.train_subset, "epochs": cell.epochs,
+                 "width": cell.width, "label": cell.label},
+        "decay_epochs": list(cell.decay_epochs()),
+        "sgd_curve": {"epochs": epochs, **curve},
+        "early_stopping": {"epoch": epochs[best], "success": early,
+                           "differences": early_gain, **paired(early_gain)},
+        "rhos": rows,
+    }
+
+
+def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
+              ) -> dict[str, Any]:
+    scale = ctx.scale
+    first = outputs[transfer_job(scale, params, cells(params)[0], 0.0, params["seeds"][0]).key()]
+    return {
+        "targets": first["targets"],
+        "n_images": first["n_images"],
+        "rhos": [f"{r:g}" for r in params["rhos"]],
+        "seeds": params["seeds"],
+        "target_specs": [f"{t.arch}@{t.width:g}" for t in scale.targets],
+        "cells": [summarize_cell(outputs, scale, params, cell) for cell in cells(params)],
+    }
+
+
+CHAPTER = Chapter(
+    name="regimes",
+    title="The regime map",
+    notebook="00_regimes",
+    defaults=defaults,
+    jobs=jobs,
+    summarize=summarize,
+    validate=validate,
+)

@@ -1,0 +1,113 @@
+"""The regime map: its cells and parameters, the jobs they imply, the per-cell summary with
+seed-paired gains, and its heatmaps (synthetic job outputs, no training)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.plots.regimes import cell_value, early_stopping_heatmap, regime_heatmap
+from flatness.scales import get_scale
+from flatness.study.chapters import regimes as ch
+from flatness.study.context import StudySpec
+from flatness.study.jobs import SharpnessJob, TrainJob, TransferJob
+
+SMOKE = get_scale("smoke")
+
+
+def params(**overrides):
+    return ch.CHAPTER.parameters(SMOKE, overrides)
+
+
+def test_cells_follow_the_papers_schedule_shape():
+    cell = ch.Cell.parse([10000, 30, 0.25])
+    assert cell.decay_epochs() == (10, 20)
+    assert cell.checkpoints(15) == tuple(range(2, 31, 2))
+    assert ch.Cell.parse([100, 7, 1]).checkpoints(3) == (2, 4, 6, 7)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"cells": []}, "non-empty"),
+    ({"cells": [[100, 3]]}, r"\[train_subset, epochs, width\]"),
+    ({"cells": [[100.5, 3, 1]]}, "integer >= 10"),
+    ({"cells": [[100, 3, 0]]}, "width > 0"),
+    ({"cells": [[100, 3, 1], [100, 3, 1]]}, "twice"),
+    ({"rhos": [0.05]}, "including 0"),
+    ({"rhos": [0, -0.1]}, ">= 0"),
+    ({"eps": 2}, r"\(0, 1\]"),
+    ({"curve_points": 0}, "curve_points"),
+    ({"seeds": []}, "seeds"),
+    ({"rho": [0]}, "no parameter rho"),
+])
+def test_bad_parameters_are_one_line_errors(overrides, message):
+    with pytest.raises(FlatnessError, match=message):
+        params(**overrides)
+
+
+def test_jobs_sgd_curves_sam_finals_and_sharpness():
+    p = params(cells=[[256, 3, 0.125], [512, 6, 0.125]], rhos=[0, 0.05, 0.1], seeds=[0, 1])
+    planned = ch.jobs(StudySpec(SMOKE), p)
+    transfers = [j for j in planned if isinstance(j, TransferJob)]
+    assert len(transfers) == 2 * 3 * 2 and len(planned) == 2 * len(transfers)
+    assert all(isinstance(j, SharpnessJob) for j in planned if j not in transfers)
+    sgd = ch.transfer_job(SMOKE, p, ch.Cell(512, 6, 0.125), 0.0, 1)
+    assert sgd.epochs == (2, 4, 6) and sgd.surrogate.minimizer == "sgd"
+    assert sgd.surrogate.train_subset == 512 and sgd.surrogate.decay_epochs == (2, 4)
+    sam = ch.transfer_job(SMOKE, p, ch.Cell(512, 6, 0.125), 0.1, 1)
+    assert sam.epochs == () and sam.surrogate.minimizer_params == {"rho": 0.1}
+    assert sam.surrogate.seed == sgd.surrogate.seed == 1  # paired by seed
+
+
+def fake_outputs(p):
+    """SGD peaks mid-training; SAM adds 10 x rho to success; seed 1 is 5 points lower."""
+    outputs = {}
+    for cell in ch.cells(p):
+        for rho in p["rhos"]:
+            for seed in p["seeds"]:
+                offset = -0.05 * seed
+                job = ch.transfer_job(SMOKE, p, cell, rho, seed)
+                if rho == 0:
+                    epochs = list(job.epochs)
+                    mean = [0.3 + offset + (0.1 if i == 1 else 0.0) for i in range(len(epochs))]
+                else:
+                    epochs, mean = [cell.epochs], [0.3 + offset + 10 * rho * 0.01]
+                outputs[job.key()] = {"targets": ["a", "b"], "n_images": 32,
+                                      "epochs": epochs, "mean": mean}
+                outputs[TrainJob(job.surrogate).key()] = {"metrics": [
+                    {"epoch": cell.epochs, "test_acc": 0.5 - rho, "train_acc": 0.9}]}
+                outputs[ch.sharpness_job(SMOKE, p, cell, rho, seed).key()] = {
+                    "epochs": [cell.epochs], "top_eigenvalue": [100 * (1 - rho)]}
+    return outputs
+
+
+def test_summary_pairs_sams_gains_by_seed():
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.25]], rhos=[0, 0.1], seeds=[0, 1])
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    assert data["rhos"] == ["0", "0.1"] and data["targets"] == ["a", "b"]
+    cell = data["cells"][0]
+    assert cell["early_stopping"]["epoch"] == 2
+    assert cell["early_stopping"]["differences"] == [pytest.approx(0.1)] * 2
+    sam = cell["rhos"]["0.1"]
+    assert sam["vs_full"]["differences"] == [pytest.approx(0.01)] * 2  # seed offset cancels
+    assert sam["vs_full"]["std"] == pytest.approx(0.0)
+    assert sam["vs_early_stopped"]["mean"] == pytest.approx(-0.09)
+    assert sam["test_acc_mean"] == pytest.approx(0.4) and sam["train_acc_mean"] == 0.9
+    assert cell["rhos"]["0"]["top_eigenvalue_mean"] == 100
+    assert cell_value(cell, "vs_full", "0") is None
+
+
+def test_heatmaps_with_a_rho_slider():
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125], [512, 6, 0.125]], rhos=[0, 0.05, 0.1],
+               seeds=[0])
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    fig = regime_heatmap(data, "vs_full")
+    assert [f.name for f in fig.frames] == ["rho=0.05", "rho=0.1"]  # SGD has no gain over SGD
+    z = fig.frames[1].data[0].z
+    assert z[0][0] == pytest.approx(1.0) and z[1][0] is None  # no cell 256 x 6 epochs
+    assert fig.data[0].zmin == -fig.data[0].zmax
+    assert [f.name for f in regime_heatmap(data, "success").frames][0] == "rho=0"
+    assert early_stopping_heatmap(data).data[0].z[0][0] == pytest.approx(10.0)
+    with pytest.raises(FlatnessError, match="unknown metric"):
+        regime_heatmap(data, "accuracy")
