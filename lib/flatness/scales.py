@@ -352,9 +352,12 @@ SCALES: dict[str, Scale] = {
 
 
 def get_scale(scale: str | Scale, **overrides: Any) -> Scale:
-    """Look up a scale by name (or pass one through) and apply field overrides."""
+    """Look up a scale by name or label (``"cpu[lsam_rho=0.2]"``, :func:`scale_label`), or
+    pass one through, and apply field overrides (nested ones by dotted name)."""
     if isinstance(scale, Scale):
         base = scale
+    elif isinstance(scale, str) and "[" in scale:
+        base = scale_from_label(scale)
     else:
         if not isinstance(scale, str) or scale not in SCALES:
             raise FlatnessError(
