@@ -267,7 +267,7 @@ SCALES: dict[str, Scale] = {
         # every 4th epoch and the decay windows, half the sharpness images, cheap Hessian
         # settings: about 15 min per seed on 2 cores
         hessian=HessianDesign(every=4, images=500, batch=100, trace_samples=10, max_iter=20),
-        landscape=LandscapeDesign(grid=21, grid_2d=11, images=500),
+        landscape=LandscapeDesign(grid=21, grid_2d=11, images=500),  # a coarser 2-D grid
         # sized for the study's budget on 2 cores (about 4 h): SAM and l-SAM (the runs chapters
         # 3 and 5 share), ASAM (its adaptive rho lives on a scale about ten times SAM's) and
         # SWA; GAM (four passes per step, 20 min per run on 2 cores) is left to the gpu scale

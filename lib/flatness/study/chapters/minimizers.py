@@ -2,14 +2,15 @@
 better than fully trained and early-stopped SGD; large neighbourhoods (l-SAM) transfer best,
 often at a cost in natural accuracy (PAPER.md finding 4).
 
-Every minimizer (SAM, ASAM, GSAM, LookSAM, GAM, SAGM, SWA, and SGD) is trained with the scale's
-recipe, over a rho grid where it has a rho, for several seeds. The final epoch of each
-surrogate is attacked (BIM L-inf) and scored on the target zoo; natural accuracy comes from the
-run's metrics and sharpness (top Hessian eigenvalue, trace) from the final checkpoint, with
-chapter 3's cheap Hessian settings (SGD's sharpness over training is chapter 3's very job). The
-baselines are fully trained SGD and early-stopped SGD: the best epoch of the standard SGD run's
-transfer curve (chapter 2's job). Choosing that epoch on the very targets it is scored on is
-optimistic for early stopping, as in the paper. l-SAM is SAM with the largest rho of its grid.
+Every minimizer of the scale's design (at the paper's: SAM, ASAM, GSAM, LookSAM, GAM, SAGM,
+SWA, and SGD) is trained with the scale's recipe, over a rho grid where it has a rho, for
+several seeds. The final epoch of each surrogate is attacked (BIM L-inf) and scored on the
+target zoo; natural accuracy comes from the run's metrics and sharpness (top Hessian
+eigenvalue, trace) from the final checkpoint, with the scale's Hessian settings (SGD's
+sharpness over training is chapter 3's very job). The baselines are fully trained SGD and
+early-stopped SGD: the best epoch of the standard SGD run's transfer curve (chapter 2's job).
+Choosing that epoch on the very targets it is scored on is optimistic for early stopping, as
+in the paper. l-SAM is SAM with the largest rho of its grid.
 """
 
 from __future__ import annotations
