@@ -17,8 +17,17 @@ def test_valid_parameters_are_cleaned() -> None:
     assert p["eps"] == pytest.approx(4 / 255) and p["own"] == 3 and p["epochs"] == [1, 2]
 
 
+def test_a_scale_may_carry_overrides_of_its_design() -> None:
+    """Every field of the study's design, even one no notebook parameter names, is reachable
+    from a notebook: ``-p scale "cpu[hessian.trace_samples=20]"``."""
+    label = "cpu[lsam_rho=0.2;hessian.trace_samples=20]"
+    assert check_parameters(scale=label, recompute=False)["scale"] == label
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"scale": "huge"}, "unknown scale 'huge'"),
+    ({"scale": "cpu[lsam=0.2]"}, "unknown scale field 'lsam'"),
+    ({"scale": "cpu[hessian.every=often]"}, "scale field hessian.every: cannot read 'often'"),
     ({"seeds": "0"}, "seeds must be a list.*-y"),
     ({"seeds": [0, 0]}, "distinct"),
     ({"seeds": [0.5]}, "integers"),

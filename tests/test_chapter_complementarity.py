@@ -19,6 +19,8 @@ from flatness.study.jobs import TransferJob
 
 SMOKE = get_scale("smoke")
 CPU = get_scale("cpu")
+#: The paper's attack-time techniques (Gubri et al. Table 3), every one at cpu too.
+PAPER_TECHNIQUES = ("mi", "di", "ti", "sgm", "gn", "linbp")
 
 
 def params(scale=SMOKE, **overrides):
@@ -30,12 +32,13 @@ def test_defaults_shrink_at_smoke_and_keep_the_full_design_at_cpu():
     smoke, cpu, paper = params(SMOKE), params(CPU), params(get_scale("paper"))
     assert smoke["seeds"] == [0] and len(smoke["techniques"]) == 2
     assert smoke["lgv_epochs"] == 1 and smoke["lgv_models"] == 2
-    assert cpu["techniques"] == list(ch.TECHNIQUES) and cpu["methods"] == list(ch.METHODS)
+    assert cpu["techniques"] == list(PAPER_TECHNIQUES) and cpu["methods"] == list(ch.METHODS)
     # the cpu scale trains four seeds, SWA and SAT included
     assert cpu["seeds"] == [0, 1, 2, 3] and cpu["baseline_seeds"] == [0, 1, 2, 3]
     assert params(get_scale("cpu", seeds="5,6"))["seeds"] == [5, 6]  # an override wins
     assert paper["baseline_seeds"] == paper["seeds"] and paper["lgv_models"] == 40
-    assert paper["lsam_rho"] == ch.LSAM_RHO["paper"] > paper["sam_rho"] == ch.SAM_RHO
+    assert paper["lsam_rho"] == 0.3 > paper["sam_rho"] == ch.SAM_RHO
+    assert paper["techniques"] == list(PAPER_TECHNIQUES) and paper["sat_steps"] == 3
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -83,7 +86,7 @@ def test_smoke_plan_counts_and_kinds():
 def test_cpu_plan_uses_baseline_seeds_for_own_runs_only():
     p = params(CPU, baseline_seeds=[0])
     jobs = _jobs(CPU, p)
-    per_seed = 1 + 1 + 2 + 3 * len(ch.TECHNIQUES) + 2
+    per_seed = 1 + 1 + 2 + 3 * len(PAPER_TECHNIQUES) + 2
     assert len(jobs) == len(p["seeds"]) * per_seed + 2 * len(p["baseline_seeds"])
     swa = [j for j in jobs if j.surrogate.minimizer == "swa"]
     sat = [j for j in jobs if j.surrogate.adv_eps > 0]

@@ -16,6 +16,7 @@ from flatness.study.analysis import sharpness as analysis
 from flatness.study.chapters import complementarity, lr_decay, minimizers
 from flatness.study.chapters import sharpness as ch
 from flatness.study.claims import FOR, INCONCLUSIVE, REPRODUCED, standing
+from flatness.study.common import sharpness_epochs
 from flatness.study.context import StudySpec
 from flatness.study.jobs import LandscapeJob, SharpnessJob, TransferJob
 
@@ -40,9 +41,9 @@ def test_cpu_defaults_plan_the_early_stopped_model_after_the_first_decay():
     assert p["early_epoch"] == 12  # first decay (10) + 30 // 15
     assert p["landscape_epochs"] == [10, 12, 22, 30]  # before, early, after 2nd decay, final
     p = params(CPU)
-    assert p["lsam_rho"] == complementarity.LSAM_RHO["cpu"]
+    assert p["lsam_rho"] == CPU.lsam_rho == complementarity.CHAPTER.parameters(CPU)["lsam_rho"]
     assert p["rhos"] == [0.05, p["lsam_rho"]]
-    assert p["lsam_rho"] in minimizers.RHOS["cpu"]["sam"]  # the SAM runs of chapter 4
+    assert p["lsam_rho"] in CPU.minimizers.rhos["sam"]  # the SAM runs of chapter 4
     assert p["interpolation_points"] % 6 == 1 and p["landscape_grid_2d"] < p["landscape_grid"]
     assert p["trace_samples"] is not None and params(get_scale("paper"))["trace_samples"] is None
 
@@ -86,11 +87,11 @@ def test_epochs_without_a_checkpoint_are_refused_at_planning():
 # -- job planning -----------------------------------------------------------------------------
 def test_sharpness_epochs_keep_every_decay_window():
     # checkpoints every 2 epochs: decays after 10 and 20, "a few" = 2 epochs
-    assert ch.sharpness_epochs(SHAPE, 4) == [4, 8, 10, 12, 16, 20, 22, 24, 28, 30]
-    epochs = ch.sharpness_epochs(CPU, 4)
+    assert sharpness_epochs(SHAPE, 4) == [4, 8, 10, 12, 16, 20, 22, 24, 28, 30]
+    epochs = sharpness_epochs(CPU, 4)
     for decay in CPU.decay_epochs:  # the checkpoints on both sides of each decay
         assert decay in epochs and decay + CPU.checkpoint_every in epochs
-    assert ch.sharpness_epochs(SMOKE, 1) == [1, 2, 3]
+    assert sharpness_epochs(SMOKE, 1) == [1, 2, 3]
 
 
 def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
@@ -111,7 +112,7 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
     seed = p["seeds"][0]
     for rho in p["rhos"]:
         assert minimizers.config(SMOKE, "sam", rho, seed) in models
-    lsam = complementarity.LSAM_RHO["smoke"]
+    lsam = SMOKE.lsam_rho
     assert minimizers.config(SMOKE, "sam", lsam, seed) in models
     interp = [j for j in planned if isinstance(j, LandscapeJob) and j.shape == "interpolation"]
     assert {(j.epoch, j.other_epoch) for j in interp} == {(p["early_epoch"], 3), (3, 3)}

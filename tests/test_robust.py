@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -153,8 +151,7 @@ def test_d_r_uses_the_robust_model_and_keeps_labels(cifar_tiny):
 def test_registered_names_train_and_hash_apart_from_cifar(cifar_tiny, tmp_path):
     assert {"d_r", "d_nr", "d_rand", "d_det", "d_r@<scale>"} <= set(known_datasets())
     scale = get_scale("smoke", robust_dataset_size=40, robust_model_epochs=1, robust_iterations=2,
-                      eval_subset=20)
-    scale = dataclasses.replace(scale, extra={"robust_attack_steps": 2, "robust_adv_steps": 2})
+                      eval_subset=20, robust_attack_steps=2, robust_adv_steps=2)
     set_default_scale(scale)
     try:
         train_set, test_set = load_dataset("d_rand", cifar_tiny)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.scales import SCALES, parse_number
+from flatness.scales import SCALES, get_scale, parse_number
 
 _YAML_HINT = "with papermill, pass lists as YAML: -y \"{name}: [{example}]\""
 
@@ -35,9 +35,15 @@ def _as_list(name: str, value: Any, example: str) -> list[Any]:
 
 
 def _scale(value: Any) -> str:
+    """A scale's name, ``auto``, or a name with overrides of its fields (any of the study's
+    design, nested ones by dotted name): ``"cpu[lsam_rho=0.2;hessian.trace_samples=20]"``."""
+    if isinstance(value, str) and "[" in value:
+        get_scale(value)  # a one-line error for an unknown field or an unreadable value
+        return value
     if not isinstance(value, str) or (value not in SCALES and value != "auto"):
         raise FlatnessError(
-            f"unknown scale {value!r}; choose one of: auto, {', '.join(SCALES)}")
+            f"unknown scale {value!r}; choose one of: auto, {', '.join(SCALES)} (with "
+            f"overrides: cpu[FIELD=VALUE;...])")
     return value
 
 

@@ -1,23 +1,31 @@
-"""Named experiment sizes (``smoke``, ``cpu``, ``gpu``, ``paper``), defined once, as data.
+"""Named study designs (``smoke``, ``cpu``, ``gpu``, ``paper``), defined once, as data.
 
-Every chapter and command takes a scale name; any field can be overridden one at a time
-(``get_scale("cpu", epochs=40)`` or ``--set epochs=40`` on the command line). The ``paper``
-scale is the protocol of ``shared/PAPER.md``; the others shrink it while keeping its shape
-(two learning-rate decays at 1/3 and 2/3 of training, several targets, BIM L-inf).
+A scale holds every setting that changes with the size of the study: the data, the training
+recipe, the targets and the attack, and one section per chapter for what only that chapter
+uses (:class:`HessianDesign`, :class:`LandscapeDesign`, :class:`MinimizerDesign`, ...). The
+chapters read their defaults from these fields and never from a scale's name, so a new scale
+(``get_scale("cpu").replace(...)`` or ``Scale(...)``) gets exactly what its fields say. Any
+field can be overridden, nested ones by a dotted name: ``get_scale("cpu", epochs=40)``, or on
+the command line ``--set epochs=40 --set minimizers.rhos.sam=0.05,0.3`` (see
+:mod:`flatness.fields`). The ``paper`` scale is the protocol of ``shared/PAPER.md``; the others
+shrink it while keeping its shape (two learning-rate decays at 1/3 and 2/3 of training, several
+targets, BIM L-inf).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import types
-import typing
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from flatness.errors import FlatnessError
+from flatness.fields import format_value, leaves, override, parse_number
 from flatness.precision import DEFAULT_PRECISION, check_precision, without_default_precision
+
+__all__ = ["SCALES", "ComplementarityDesign", "HessianDesign", "LandscapeDesign",
+           "MinimizerDesign", "ModelSpec", "RobustFeaturesDesign", "Scale", "get_scale",
+           "parse_model_spec", "parse_number", "parse_overrides", "scale_from_label",
+           "scale_label"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +39,83 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_text(cls, text: str) -> ModelSpec:
+        """Parse ``resnet18``, ``resnet18@0.25`` (width) or ``resnet18@0.25:2`` (and depth)."""
+        arch, _, rest = text.strip().partition("@")
+        width_text, _, depth_text = rest.partition(":")
+        return cls(arch=arch, width=float(width_text) if width_text else 1.0,
+                   depth=int(depth_text) if depth_text else None)
+
+    def to_text(self) -> str:
+        """The text :meth:`from_text` reads back."""
+        depth = "" if self.depth is None else f":{self.depth}"
+        return f"{self.arch}@{self.width:g}{depth}"
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse ``resnet18``, ``resnet18@0.25`` (width) or ``resnet18@0.25:2`` (width, depth)."""
+    return ModelSpec.from_text(text)
+
+
+@dataclass(frozen=True)
+class RobustFeaturesDesign:
+    """Chapter 1: which checkpoints the Fig. 3 analogue attacks."""
+
+    #: every k-th checkpoint, counted back from the last one (1: all; attacking every
+    #: checkpoint towards four targets is the chapter's largest cost)
+    fig3_every: int
+
+
+@dataclass(frozen=True)
+class HessianDesign:
+    """Hessian metrics of the SGD surrogate over training (chapter 3), with the same settings
+    at the final epoch of every minimizer (chapter 4), so SGD's are computed once for both."""
+
+    every: int  # every k-th checkpoint, plus each decay window and the final epoch
+    images: int  # training images the Hessian is averaged over
+    batch: int
+    #: Hutchinson probes of the trace and Lanczos steps of the top eigenvalue; None: the
+    #: library's adaptive rule (up to 100 probes, 1 % tolerance: minutes per checkpoint on CPU)
+    trace_samples: int | None
+    max_iter: int | None
+
+
+@dataclass(frozen=True)
+class LandscapeDesign:
+    """Chapter 3's loss landscapes (1-D and 2-D slices, interpolations)."""
+
+    grid: int  # points per axis of the 1-D slices (and of the interpolations, about)
+    grid_2d: int  # points per axis of the 2-D slices (grid_2d ** 2 evaluations)
+    images: int  # training images each point is evaluated on
+
+
+@dataclass(frozen=True)
+class MinimizerDesign:
+    """Chapter 4: the minimizers trained, their rho grids and, where fewer are affordable,
+    their seeds (a minimizer not in ``seeds`` trains the scale's)."""
+
+    names: tuple[str, ...]
+    #: rho grid per minimizer (one without a grid trains its default rho); l-SAM is SAM with
+    #: the largest rho of its grid
+    rhos: dict[str, tuple[float, ...]]
+    seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComplementarityDesign:
+    """Chapter 5: the attack-time techniques crossed with the surrogates, slight adversarial
+    training and LGV (Gubri et al. 2022: 10 epochs, 4 models per epoch)."""
+
+    techniques: tuple[str, ...]
+    sat_steps: int  # PGD steps of slight adversarial training
+    lgv_epochs: int
+    lgv_models: int
+
 
 @dataclass(frozen=True)
 class Scale:
-    """All size parameters of the study at one scale."""
+    """The whole study design at one size: every setting a chapter's jobs depend on."""
 
     name: str
     # data
@@ -59,10 +140,6 @@ class Scale:
     eps: float = 4 / 255
     attack_steps: int = 50
     seeds: tuple[int, ...] = (0, 1, 2)
-    # sharpness
-    sharpness_images: int = 10_000
-    sharpness_batch: int = 100
-    landscape_grid: int = 51
     # robust / non-robust datasets (Ilyas et al. 2019)
     robust_dataset_size: int | None = None  # None = the whole training set
     robust_model_epochs: int = 0
@@ -72,84 +149,29 @@ class Scale:
     robust_attack_steps: int = 100  # targeted PGD steps building D_rand / D_det
     # training precision (flatness.precision): auto = bf16 autocast on CUDA, fp32 on CPU
     precision: str = DEFAULT_PRECISION
-    extra: dict[str, Any] = field(default_factory=dict)
+    # the chapters' designs: no defaults, so that a new scale states each of them
+    #: l-SAM's large SAM radius, shared by chapters 3, 4 and 5 (the same cached runs)
+    lsam_rho: float = field(kw_only=True)
+    robust_features: RobustFeaturesDesign = field(kw_only=True)
+    hessian: HessianDesign = field(kw_only=True)
+    landscape: LandscapeDesign = field(kw_only=True)
+    minimizers: MinimizerDesign = field(kw_only=True)
+    complementarity: ComplementarityDesign = field(kw_only=True)
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
 
     def replace(self, **overrides: Any) -> Scale:
-        """A copy with some fields changed (values are coerced to the field's type)."""
-        hints = _field_types()
-        coerced = {}
-        for key, value in overrides.items():
-            if key not in hints:
-                raise FlatnessError(
-                    f"unknown scale field {key!r}; known fields: {', '.join(sorted(hints))}"
-                )
-            coerced[key] = _coerce(hints[key], value, key)
-        return dataclasses.replace(self, **coerced)
+        """A copy with some fields changed, nested ones by dotted name
+        (``minimizers.rhos.sam``), each value read as its field's type."""
+        scale = self
+        for name, value in overrides.items():
+            scale = override(scale, name, value, what="scale field")
+        return scale
 
     def to_dict(self) -> dict[str, Any]:
         """The fields, less a default precision (results written before it existed match)."""
         return without_default_precision(dataclasses.asdict(self))
-
-
-@functools.cache
-def _field_types() -> dict[str, Any]:
-    """Scale's fields and their annotated types (resolved once: annotations are strings)."""
-    return typing.get_type_hints(Scale)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    """Read a (possibly string) override as the field's annotated type ``hint``: numbers,
-    ``4/255``, comma lists, model specs, and ``none``/``all`` for an optional field."""
-    if not isinstance(value, str):
-        return value
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    base = next(a for a in args if a is not type(None)) if optional else hint
-    if optional and value.strip().lower() in {"none", "all"}:
-        return None  # an optional size: "all" of the images
-    try:
-        if typing.get_origin(base) is tuple:
-            element = typing.get_args(base)[0]
-            return tuple(_parse_scalar(element, p) for p in value.split(",") if p.strip())
-        return _parse_scalar(base, value)
-    except ValueError as exc:
-        raise FlatnessError(f"scale field {key}: cannot read {value!r} ({exc})") from None
-
-
-def _parse_scalar(kind: Any, text: str) -> Any:
-    if kind is bool:
-        return text.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int:
-        return int(text)
-    if kind is float:
-        return parse_number(text)
-    if kind is ModelSpec:
-        return parse_model_spec(text)
-    return text
-
-
-def parse_number(text: str | float | int) -> float:
-    """Parse ``0.5``, ``4/255`` or ``8e-3`` into a float (fractions are common for eps)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    try:
-        return float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"not a number: {text!r}") from None
-
-
-def parse_model_spec(text: str) -> ModelSpec:
-    """Parse ``resnet18``, ``resnet18@0.25`` (width) or ``resnet18@0.25:2`` (width, depth)."""
-    arch, _, rest = text.strip().partition("@")
-    width_text, _, depth_text = rest.partition(":")
-    return ModelSpec(
-        arch=arch,
-        width=float(width_text) if width_text else 1.0,
-        depth=int(depth_text) if depth_text else None,
-    )
 
 
 # Cheap on CPU (measured: one forward-backward of a 128-batch costs 0.14-0.28 s at width 0.25
@@ -161,6 +183,16 @@ _CPU_TARGETS = (
     ModelSpec("senet18", 0.25),
     ModelSpec("resnet18", 0.25),
 )
+
+#: Every attack-time technique of chapter 5 (flatness.attacks.TECHNIQUES' transfer techniques).
+_TECHNIQUES = ("mi", "di", "ti", "sgm", "gn", "linbp")
+#: Every minimizer over the paper's rho grids (ASAM's adaptive rho: about ten times SAM's).
+_PAPER_MINIMIZERS = MinimizerDesign(
+    names=("sgd", "sam", "asam", "gsam", "looksam", "gam", "sagm", "swa"),
+    rhos={"sam": (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), "asam": (0.5, 1.0, 2.0, 5.0),
+          "gsam": (0.05, 0.3), "looksam": (0.05, 0.3), "gam": (0.2, 1.0), "sagm": (0.05, 0.3)})
+_PAPER_COMPLEMENTARITY = ComplementarityDesign(techniques=_TECHNIQUES, sat_steps=3,
+                                               lgv_epochs=10, lgv_models=40)
 
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
@@ -182,14 +214,18 @@ SCALES: dict[str, Scale] = {
         eps=8 / 255,
         attack_steps=5,
         seeds=(0,),
-        sharpness_images=128,
-        sharpness_batch=64,
-        landscape_grid=5,
         robust_dataset_size=128,
         robust_model_epochs=2,
         robust_iterations=10,
         robust_adv_steps=3,
         robust_attack_steps=10,
+        lsam_rho=0.3,
+        robust_features=RobustFeaturesDesign(fig3_every=1),
+        hessian=HessianDesign(every=1, images=128, batch=64, trace_samples=5, max_iter=10),
+        landscape=LandscapeDesign(grid=5, grid_2d=5, images=128),
+        minimizers=MinimizerDesign(names=("sgd", "sam", "swa"), rhos={"sam": (0.05, 0.3)}),
+        complementarity=ComplementarityDesign(techniques=("mi", "di"), sat_steps=1,
+                                              lgv_epochs=1, lgv_models=2),
     ),
     "cpu": Scale(
         name="cpu",
@@ -216,9 +252,6 @@ SCALES: dict[str, Scale] = {
         # differed by 12 points of success at the final epoch, more than the minimizers did:
         # two seeds could not rank them, nor settle early stopping's gains
         seeds=(0, 1, 2, 3),
-        sharpness_images=1000,
-        sharpness_batch=100,
-        landscape_grid=21,
         # Ilyas et al.'s datasets need more images than the surrogate: with 2,000, targets on
         # D_det stay at chance and surrogates on D_R are less robust than CIFAR-10 ones
         robust_dataset_size=5000,
@@ -227,6 +260,21 @@ SCALES: dict[str, Scale] = {
         robust_inversion_step_size=0.3,
         robust_adv_steps=3,
         robust_attack_steps=10,
+        # a rho that is "large" for a ResNet-50 after 150 epochs (0.3) cripples the small
+        # surrogates of this scale (PAPER.md probe: SAM rho 0.3 cost 18 points of accuracy)
+        lsam_rho=0.15,
+        robust_features=RobustFeaturesDesign(fig3_every=2),
+        # every 4th epoch and the decay windows, half the sharpness images, cheap Hessian
+        # settings: about 15 min per seed on 2 cores
+        hessian=HessianDesign(every=4, images=500, batch=100, trace_samples=10, max_iter=20),
+        landscape=LandscapeDesign(grid=21, grid_2d=11, images=500),  # a coarser 2-D grid
+        # sized for the study's budget on 2 cores (about 4 h): SAM and l-SAM (the runs chapters
+        # 3 and 5 share), ASAM (its adaptive rho lives on a scale about ten times SAM's) and
+        # SWA; GAM (four passes per step, 20 min per run on 2 cores) is left to the gpu scale
+        minimizers=MinimizerDesign(names=("sgd", "sam", "asam", "swa"),
+                                   rhos={"sam": (0.05, 0.15), "asam": (1.5,)}),
+        complementarity=ComplementarityDesign(techniques=_TECHNIQUES, sat_steps=1,
+                                              lgv_epochs=2, lgv_models=8),
     ),
     "gpu": Scale(
         name="gpu",
@@ -251,12 +299,15 @@ SCALES: dict[str, Scale] = {
         eps=4 / 255,
         attack_steps=50,
         seeds=(0, 1, 2),
-        sharpness_images=10_000,
-        sharpness_batch=100,
-        landscape_grid=31,
         robust_dataset_size=None,
         robust_model_epochs=60,
         robust_iterations=1000,
+        lsam_rho=0.3,
+        robust_features=RobustFeaturesDesign(fig3_every=2),
+        hessian=HessianDesign(every=4, images=10_000, batch=100, trace_samples=20, max_iter=50),
+        landscape=LandscapeDesign(grid=31, grid_2d=31, images=2000),
+        minimizers=_PAPER_MINIMIZERS,
+        complementarity=_PAPER_COMPLEMENTARITY,
     ),
     "paper": Scale(
         name="paper",
@@ -285,20 +336,28 @@ SCALES: dict[str, Scale] = {
         eps=4 / 255,
         attack_steps=50,
         seeds=(0, 1, 2),
-        sharpness_images=10_000,
-        sharpness_batch=100,
-        landscape_grid=51,
         robust_dataset_size=None,
         robust_model_epochs=150,
         robust_iterations=1000,
+        lsam_rho=0.3,
+        robust_features=RobustFeaturesDesign(fig3_every=1),
+        # the library's adaptive Hessian estimates, every 5th epoch
+        hessian=HessianDesign(every=5, images=10_000, batch=100, trace_samples=None,
+                              max_iter=None),
+        landscape=LandscapeDesign(grid=51, grid_2d=51, images=2000),
+        minimizers=_PAPER_MINIMIZERS,
+        complementarity=_PAPER_COMPLEMENTARITY,
     ),
 }
 
 
 def get_scale(scale: str | Scale, **overrides: Any) -> Scale:
-    """Look up a scale by name (or pass one through) and apply field overrides."""
+    """Look up a scale by name or label (``"cpu[lsam_rho=0.2]"``, :func:`scale_label`), or
+    pass one through, and apply field overrides (nested ones by dotted name)."""
     if isinstance(scale, Scale):
         base = scale
+    elif isinstance(scale, str) and "[" in scale:
+        base = scale_from_label(scale)
     else:
         if not isinstance(scale, str) or scale not in SCALES:
             raise FlatnessError(
@@ -308,32 +367,16 @@ def get_scale(scale: str | Scale, **overrides: Any) -> Scale:
     return base.replace(**overrides) if overrides else base
 
 
-def format_field(value: Any) -> str:
-    """A scale field's value as the text :meth:`Scale.replace` reads back (``--set`` syntax)."""
-    if isinstance(value, ModelSpec):
-        depth = "" if value.depth is None else f":{value.depth}"
-        return f"{value.arch}@{value.width:g}{depth}"
-    if isinstance(value, tuple):
-        return ",".join(format_field(v) for v in value)
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def scale_label(scale: Scale, fields: tuple[str, ...] | None = None) -> str:
-    """``scale``'s name, with the ``fields`` (default: all) that differ from the named scale:
-    ``"cpu"`` or ``"cpu[robust_dataset_size=1000;epochs=40]"`` (read by :func:`scale_from_label`).
-    """
-    named = get_scale(scale.name)
-    names = [f.name for f in dataclasses.fields(Scale) if f.name not in {"name", "extra"}]
-    changed = [n for n in names if (fields is None or n in fields)
-               and getattr(scale, n) != getattr(named, n)]
+    """``scale``'s name, with the settings (among ``fields``, top-level names; default: all)
+    that differ from the named scale: ``"cpu"`` or ``"cpu[robust_dataset_size=1000;epochs=40]"``
+    or ``"cpu[minimizers.rhos={...}]"`` (read by :func:`scale_from_label`)."""
+    ours, named = leaves(scale), leaves(get_scale(scale.name))
+    changed = [n for n, value in ours.items() if n != "name"
+               and (fields is None or n.split(".")[0] in fields) and value != named.get(n)]
     if not changed:
         return scale.name
-    return scale.name + "[" + ";".join(f"{n}={format_field(getattr(scale, n))}"
-                                       for n in changed) + "]"
+    return scale.name + "[" + ";".join(f"{n}={format_value(ours[n])}" for n in changed) + "]"
 
 
 def scale_from_label(label: str) -> Scale:

@@ -11,7 +11,9 @@ from flatness.scales import Scale, get_scale, parse_overrides
 def add_scale_options(parser: argparse.ArgumentParser, default: str = "smoke") -> None:
     parser.add_argument("--scale", default=default, help="smoke, cpu, gpu or paper")
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
-                        help="override one scale field (repeatable), e.g. --set epochs=40")
+                        help="override one field of the scale's design (repeatable), e.g. "
+                        "--set epochs=40, a nested one by dotted name: "
+                        "--set minimizers.rhos.sam=0.05,0.3 (lists and mappings also as JSON)")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:

@@ -8,21 +8,44 @@ import numpy as np
 
 from flatness.errors import FlatnessError
 from flatness.scales import Scale
-from flatness.study.jobs import AttackSpec
+from flatness.study.jobs import AttackSpec, SharpnessJob
 from flatness.training import TrainConfig
 
-#: SAM's standard neighbourhood radius (Foret et al. 2021).
+#: SAM's standard neighbourhood radius (Foret et al. 2021). l-SAM's large one is the scale's
+#: ``lsam_rho``: 0.3 is "large" for a ResNet after a long training, but cripples the small,
+#: shorter-trained surrogates of the cpu scale (PAPER.md probe), which use a smaller one.
 SAM_RHO = 0.05
-#: l-SAM's large radius per scale: 0.3 is "large" for a ResNet after a long training, but it
-#: cripples the small, shorter-trained surrogates of the cpu scale (PAPER.md probe), where a
-#: smaller large rho is used. Shared by chapters 3, 4 and 5 so that
-#: their l-SAM surrogates are the same cached runs.
-LSAM_RHO = {"smoke": 0.3, "cpu": 0.15, "gpu": 0.3, "paper": 0.3}
 
 
+# -- the surrogate recipes, named once: every chapter that trains one trains the same run ------
 def surrogate(scale: Scale, seed: int, **overrides: Any) -> TrainConfig:
     """The scale's surrogate recipe (checkpoints every ``checkpoint_every`` epochs)."""
     return TrainConfig.from_scale(scale, seed=seed, **overrides)
+
+
+def standard_sgd(scale: Scale, seed: int) -> TrainConfig:
+    """Standard SGD with the scale's two decays: chapter 2's standard schedule, chapter 3's
+    subject, chapter 4's and 5's baseline (fully trained or early stopped)."""
+    return surrogate(scale, seed)
+
+
+def minimizer_surrogate(scale: Scale, seed: int, name: str, rho: float | None = None
+                        ) -> TrainConfig:
+    """The recipe trained with minimizer ``name`` (at its default rho when ``rho`` is None)."""
+    if name == "sgd":
+        return standard_sgd(scale, seed)
+    params = {} if rho is None else {"minimizer_params": {"rho": float(rho)}}
+    return surrogate(scale, seed, minimizer=name, **params)
+
+
+def sam(scale: Scale, seed: int, rho: float = SAM_RHO) -> TrainConfig:
+    """SAM at radius ``rho`` (default: the standard one)."""
+    return minimizer_surrogate(scale, seed, "sam", rho)
+
+
+def lsam(scale: Scale, seed: int, rho: float | None = None) -> TrainConfig:
+    """l-SAM: SAM at a large radius, the scale's ``lsam_rho`` unless ``rho`` is given."""
+    return sam(scale, seed, scale.lsam_rho if rho is None else rho)
 
 
 def scale_attack(scale: Scale, params: dict[str, Any], techniques: tuple[str, ...] = ()
@@ -36,6 +59,47 @@ def scale_attack(scale: Scale, params: dict[str, Any], techniques: tuple[str, ..
 def checkpoint_epochs(scale: Scale) -> tuple[int, ...]:
     every = max(1, scale.checkpoint_every)
     return tuple(range(every, scale.epochs + 1, every))
+
+
+def epochs_after_decay(scale: Scale) -> int:
+    """How many epochs after a decay count as "a few" (at least one)."""
+    return max(1, scale.epochs // 15)
+
+
+def sharpness_epochs(scale: Scale, every: int) -> list[int]:
+    """Every ``every``-th checkpoint, plus each decay epoch and the few epochs after it (the
+    drop must be visible whatever ``every`` is) and the final epoch."""
+    available = set(checkpoint_epochs(scale)) | {scale.epochs}
+    wanted = {e for e in available if e % every == 0} | {scale.epochs}
+    for d in scale.decay_epochs:
+        wanted.update(range(d, d + epochs_after_decay(scale) + 1))
+    return sorted(wanted & available)
+
+
+#: Chapter parameters of the Hessian estimates, read from the scale's ``hessian`` section.
+HESSIAN_PARAMS = {"sharpness_images": "images", "sharpness_batch": "batch",
+                  "trace_samples": "trace_samples", "max_iter": "max_iter"}
+
+
+def hessian_defaults(scale: Scale) -> dict[str, Any]:
+    """The chapter parameters of the scale's Hessian settings (chapters 3 and 4 share them)."""
+    return {param: getattr(scale.hessian, name) for param, name in HESSIAN_PARAMS.items()}
+
+
+def hessian_job(config: TrainConfig, params: dict[str, Any], epochs: tuple[int, ...] = ()
+                  ) -> SharpnessJob:
+    """Top Hessian eigenvalue and trace of ``config``'s run at ``epochs`` (default: its final
+    epoch) with the Hessian settings in ``params`` (:func:`hessian_defaults`)."""
+    return SharpnessJob(config, epochs=epochs, engine="fast", n_images=params["sharpness_images"],
+                        batch_size=params["sharpness_batch"],
+                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
+
+
+def sgd_sharpness_job(scale: Scale, params: dict[str, Any], seed: int, every: int
+                      ) -> SharpnessJob:
+    """Sharpness of standard SGD over training (:func:`sharpness_epochs`): chapter 3's job,
+    and chapter 4's sharpness of fully trained SGD at the scale's ``hessian.every``."""
+    return hessian_job(standard_sgd(scale, seed), params, tuple(sharpness_epochs(scale, every)))
 
 
 def seed_stats(values: Any) -> dict[str, list[float]]:

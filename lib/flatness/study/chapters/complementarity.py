@@ -22,14 +22,17 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
-    LSAM_RHO,
     SAM_RHO,
     check_names,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
+    lsam,
+    minimizer_surrogate,
+    sam,
     scale_attack,
     seed_stats,
+    standard_sgd,
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
@@ -43,7 +46,6 @@ SAT_NORM = "l2"
 METHODS = ("sgd", "early_stopped", "sam", "lsam", "lgv", "swa", "sat")
 #: Surrogates crossed with the techniques in Part B (trained methods only).
 SURROGATES = ("sgd", "sam", "lsam")
-TECHNIQUES = ("mi", "di", "ti", "sgm", "gn", "linbp")
 #: Part B's columns besides the techniques: plain BIM and LGV from the row's surrogate.
 PLAIN, LGV = "none", "lgv"
 #: Methods that need training runs of their own (SAT; SWA's are chapter 4's): they train
@@ -54,23 +56,23 @@ LABELS = {"sgd": "SGD (fully trained)", "early_stopped": "SGD (early stopped)", 
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
-    smoke = scale.name == "smoke"
-    seeds = default_seeds(scale)
+    """The scale's design (its ``complementarity`` section, its l-SAM rho)."""
+    design = scale.complementarity
     return {
-        "seeds": seeds[:1] if smoke else seeds,
-        "baseline_seeds": seeds[:1] if smoke else seeds,
+        "seeds": default_seeds(scale),
+        "baseline_seeds": default_seeds(scale),
         "methods": list(METHODS),
         "surrogates": list(SURROGATES),
-        "techniques": ["mi", "di"] if smoke else list(TECHNIQUES),
+        "techniques": list(design.techniques),
         "combine_lgv": True,
         "sam_rho": SAM_RHO,
-        "lsam_rho": LSAM_RHO.get(scale.name, LSAM_RHO["paper"]),
+        "lsam_rho": scale.lsam_rho,
         "sat_norm": SAT_NORM,
         "sat_eps": SAT_EPS,
-        "sat_steps": 1 if scale.name in {"smoke", "cpu"} else 3,
-        # LGV (Gubri et al. 2022): 10 epochs, 4 models per epoch, twice the initial lr
-        "lgv_epochs": {"smoke": 1, "cpu": 2}.get(scale.name, 10),
-        "lgv_models": {"smoke": 2, "cpu": 8}.get(scale.name, 40),
+        "sat_steps": design.sat_steps,
+        # LGV (Gubri et al. 2022): its epochs and models per scale, twice the initial lr
+        "lgv_epochs": design.lgv_epochs,
+        "lgv_models": design.lgv_models,
         "lgv_lr_factor": 2.0,
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
@@ -120,12 +122,13 @@ def validate(params: dict[str, Any]) -> None:
 def config(scale: Scale, params: dict[str, Any], method: str, seed: int) -> TrainConfig:
     """The training run behind a trained method (early stopping and LGV use SGD's)."""
     if method in {"sgd", "early_stopped", "lgv"}:
-        return surrogate(scale, seed)  # chapters 2, 3 and 4 train the same run
-    if method in {"sam", "lsam"}:
-        rho = params["sam_rho"] if method == "sam" else params["lsam_rho"]
-        return surrogate(scale, seed, minimizer="sam", minimizer_params={"rho": float(rho)})
+        return standard_sgd(scale, seed)  # chapters 2, 3 and 4 train the same run
+    if method == "sam":
+        return sam(scale, seed, params["sam_rho"])
+    if method == "lsam":
+        return lsam(scale, seed, params["lsam_rho"])
     if method == "swa":
-        return surrogate(scale, seed, minimizer="swa")
+        return minimizer_surrogate(scale, seed, "swa")  # chapter 4's SWA runs
     if method == "sat":
         return surrogate(scale, seed, adv_norm=params["sat_norm"],
                          adv_eps=float(params["sat_eps"]), adv_steps=int(params["sat_steps"]))
@@ -134,8 +137,8 @@ def config(scale: Scale, params: dict[str, Any], method: str, seed: int) -> Trai
 
 def curve_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob:
     """Chapter 2's standard-schedule transfer curve (every checkpoint): early stopping."""
-    return TransferJob(surrogate(scale, seed, decay_epochs=tuple(scale.decay_epochs)),
-                       scale_attack(scale, params), epochs=checkpoint_epochs(scale))
+    return TransferJob(standard_sgd(scale, seed), scale_attack(scale, params),
+                       epochs=checkpoint_epochs(scale))
 
 
 def lgv_job(scale: Scale, params: dict[str, Any], base: str, seed: int) -> LGVJob:

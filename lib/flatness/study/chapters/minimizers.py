@@ -2,14 +2,15 @@
 better than fully trained and early-stopped SGD; large neighbourhoods (l-SAM) transfer best,
 often at a cost in natural accuracy (PAPER.md finding 4).
 
-Every minimizer (SAM, ASAM, GSAM, LookSAM, GAM, SAGM, SWA, and SGD) is trained with the scale's
-recipe, over a rho grid where it has a rho, for several seeds. The final epoch of each
-surrogate is attacked (BIM L-inf) and scored on the target zoo; natural accuracy comes from the
-run's metrics and sharpness (top Hessian eigenvalue, trace) from the final checkpoint, with
-chapter 3's cheap Hessian settings (SGD's sharpness over training is chapter 3's very job). The
-baselines are fully trained SGD and early-stopped SGD: the best epoch of the standard SGD run's
-transfer curve (chapter 2's job). Choosing that epoch on the very targets it is scored on is
-optimistic for early stopping, as in the paper. l-SAM is SAM with the largest rho of its grid.
+Every minimizer of the scale's design (at the paper's: SAM, ASAM, GSAM, LookSAM, GAM, SAGM,
+SWA, and SGD) is trained with the scale's recipe, over a rho grid where it has a rho, for
+several seeds. The final epoch of each surrogate is attacked (BIM L-inf) and scored on the
+target zoo; natural accuracy comes from the run's metrics and sharpness (top Hessian
+eigenvalue, trace) from the final checkpoint, with the scale's Hessian settings (SGD's
+sharpness over training is chapter 3's very job). The baselines are fully trained SGD and
+early-stopped SGD: the best epoch of the standard SGD run's transfer curve (chapter 2's job).
+Choosing that epoch on the very targets it is scored on is optimistic for early stopping, as
+in the paper. l-SAM is SAM with the largest rho of its grid.
 """
 
 from __future__ import annotations
@@ -26,38 +27,20 @@ from flatness.study.common import (
     check_seeds,
     checkpoint_epochs,
     default_seeds,
+    hessian_defaults,
+    hessian_job,
+    minimizer_surrogate,
     scale_attack,
     seed_stats,
-    surrogate,
+    sgd_sharpness_job,
+    standard_sgd,
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, SharpnessJob, TransferJob
 from flatness.training import TrainConfig
 
-#: Display order of the minimizers (``python -m flatness minimizers`` documents each).
-ORDER = ("sgd", "sam", "asam", "gsam", "looksam", "gam", "sagm", "swa")
 ES, FULL = "SGD (early stopped)", "SGD (fully trained)"
 
-#: rho grids per scale. A rho that is "large" for a ResNet-50 after 150 epochs cripples the
-#: small surrogates of the cpu scale (PAPER.md probe: SAM rho 0.3 cost 18 points of accuracy),
-#: so the cpu grid stops at 0.15 (chapter 5's l-SAM). ASAM's adaptive rho lives on a scale
-#: about ten times SAM's. The cpu grid is sized for the study's budget on 2 cores (about 4 h;
-#: see :func:`cost_estimate`): SAM and l-SAM (rho 0.05 and 0.15, the runs chapters 3 and 5
-#: share) over every seed, the large-rho variant of the others with one seed; GAM (four passes
-#: per step, 20 min per run on 2 cores) is left to the gpu scale.
-RHOS: dict[str, dict[str, list[float]]] = {
-    "smoke": {"sam": [0.05, 0.3]},
-    "cpu": {"sam": [0.05, 0.15], "asam": [1.5]},
-    "gpu": {"sam": [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], "asam": [0.5, 1.0, 2.0, 5.0],
-            "gsam": [0.05, 0.3], "looksam": [0.05, 0.3], "gam": [0.2, 1.0],
-            "sagm": [0.05, 0.3]},
-}
-RHOS["paper"] = RHOS["gpu"]
-MINIMIZERS_AT = {"smoke": ["sgd", "sam", "swa"],
-                 "cpu": ["sgd", "sam", "asam", "swa"]}
-#: Seeds per minimizer where fewer than the scale's are affordable (none at present: at cpu
-#: ASAM and SWA train the scale's four, as SGD, SAM and l-SAM do).
-MINIMIZER_SEEDS_AT: dict[str, dict[str, list[int]]] = {}
 
 
 def has_rho(name: str) -> bool:
@@ -66,27 +49,17 @@ def has_rho(name: str) -> bool:
     return "rho" in get_minimizer_class(name).hyperparameters
 
 
-def _hessian_defaults(scale: Scale) -> dict[str, Any]:
-    """Chapter 3's Hessian settings, so that SGD's sharpness is computed once for both."""
-    from flatness.study.chapters import sharpness as ch3
-
-    d = ch3.defaults(scale)
-    return {k: d[k] for k in ("sharpness_images", "sharpness_batch", "trace_samples",
-                              "max_iter")}
-
-
 def defaults(scale: Scale) -> dict[str, Any]:
-    seeds = default_seeds(scale)
-    smoke = scale.name == "smoke"
-    rhos = RHOS.get(scale.name, RHOS["paper"])
-    minimizer_seeds = MINIMIZER_SEEDS_AT.get(scale.name, {})
+    """The scale's design (its ``minimizers`` section; the Hessian settings of chapter 3, so
+    that SGD's sharpness is computed once for both)."""
+    design = scale.minimizers
     return {
-        "seeds": seeds[:1] if smoke else seeds,
-        "minimizers": list(MINIMIZERS_AT.get(scale.name, ORDER)),
-        "rhos": {m: list(r) for m, r in rhos.items()},
-        "minimizer_seeds": {m: list(v) for m, v in minimizer_seeds.items()},
+        "seeds": default_seeds(scale),
+        "minimizers": list(design.names),
+        "rhos": {m: list(r) for m, r in design.rhos.items()},
+        "minimizer_seeds": {m: list(v) for m, v in design.seeds.items()},
         "sharpness": True,
-        **_hessian_defaults(scale),
+        **hessian_defaults(scale),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
     }
@@ -172,17 +145,13 @@ def seeds_for(params: dict[str, Any], name: str) -> list[int]:
 
 def config(scale: Scale, name: str, rho: float | None, seed: int) -> TrainConfig:
     """The training run of one surrogate (same configurations as chapters 2, 3 and 5)."""
-    if name == "sgd":
-        return surrogate(scale, seed)
-    if rho is None:
-        return surrogate(scale, seed, minimizer=name)
-    return surrogate(scale, seed, minimizer=name, minimizer_params={"rho": float(rho)})
+    return minimizer_surrogate(scale, seed, name, rho)
 
 
 def curve_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob:
     """Chapter 2's standard-schedule transfer curve (every checkpoint): early stopping."""
-    return TransferJob(surrogate(scale, seed, decay_epochs=tuple(scale.decay_epochs)),
-                       scale_attack(scale, params), epochs=checkpoint_epochs(scale))
+    return TransferJob(standard_sgd(scale, seed), scale_attack(scale, params),
+                       epochs=checkpoint_epochs(scale))
 
 
 def final_job(scale: Scale, params: dict[str, Any], name: str, rho: float | None, seed: int
@@ -197,18 +166,11 @@ def final_job(scale: Scale, params: dict[str, Any], name: str, rho: float | None
 def sharpness_job(scale: Scale, params: dict[str, Any], name: str, rho: float | None,
                   seed: int) -> SharpnessJob:
     """Top eigenvalue and trace of the final checkpoint. For SGD: chapter 3's job over its
-    checkpoints (same key with the default settings), which also gives the sharpness of the
-    early-stopped epoch when that epoch is among them."""
-    epochs: tuple[int, ...] = ()
+    checkpoints (same key with the scale's ``hessian`` settings), which also gives the
+    sharpness of the early-stopped epoch when that epoch is among them."""
     if name == "sgd":
-        from flatness.study.chapters import sharpness as ch3
-
-        every = ch3.defaults(scale)["sharpness_every"]
-        epochs = tuple(ch3.sharpness_epochs(scale, every))
-    return SharpnessJob(config(scale, name, rho, seed), epochs=epochs, engine="fast",
-                        n_images=params["sharpness_images"],
-                        batch_size=params["sharpness_batch"],
-                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
+        return sgd_sharpness_job(scale, params, seed, scale.hessian.every)
+    return hessian_job(config(scale, name, rho, seed), params)
 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:

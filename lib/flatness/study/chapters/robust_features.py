@@ -40,6 +40,7 @@ from flatness.study.common import (
     paired,
     scale_attack,
     seed_stats,
+    standard_sgd,
     surrogate,
 )
 from flatness.study.context import StudyContext, StudySpec
@@ -76,24 +77,21 @@ def dataset_name(kind: str, scale: Scale) -> str:
 
 
 # -- parameters -------------------------------------------------------------------------------
-def _every_other(epochs: tuple[int, ...]) -> list[int]:
-    """Every second checkpoint, counted back from the last one (which is always kept)."""
-    return sorted(epochs[::-1][::2])
+def every_kth(epochs: tuple[int, ...], k: int) -> list[int]:
+    """Every ``k``-th checkpoint, counted back from the last one (which is always kept)."""
+    return sorted(epochs[::-1][::max(1, k)])
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
+    """The scale's design (its ``robust_features`` section: the Fig. 3 checkpoints)."""
     checkpoints = checkpoint_epochs(scale)
-    # attacking every checkpoint towards four targets is the chapter's largest cost: every
-    # other checkpoint at cpu and gpu, still around and after each decay
-    fig3 = _every_other(checkpoints) if scale.name in {"cpu", "gpu"} else list(checkpoints)
-    seeds = default_seeds(scale)
     return {
-        "seeds": seeds[:1] if scale.name == "smoke" else seeds,
+        "seeds": default_seeds(scale),
         "surrogate_datasets": list(SURROGATE_DATASETS),
         "target_datasets": list(TARGET_DATASETS),
         "target_eps": dict(TARGET_EPS),
         "epochs": list(checkpoints),
-        "fig3_epochs": fig3,
+        "fig3_epochs": every_kth(checkpoints, scale.robust_features.fig3_every),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
         # Ilyas et al.'s check of D_R: white-box L2 PGD accuracy of every surrogate
@@ -189,7 +187,7 @@ def fig3_attack(scale: Scale, params: dict[str, Any], target: str) -> AttackSpec
 def fig3_job(scale: Scale, params: dict[str, Any], target: str, seed: int) -> TransferJob:
     """The standard surrogate attacked towards a target of its architecture trained on
     ``target`` (with that target's budget)."""
-    return TransferJob(surrogate(scale, seed), fig3_attack(scale, params, target),
+    return TransferJob(standard_sgd(scale, seed), fig3_attack(scale, params, target),
                        epochs=tuple(params["fig3_epochs"]),
                        target_dataset=dataset_name(target, scale),
                        target_specs=(scale.surrogate,))

@@ -28,15 +28,19 @@ from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import Chapter
 from flatness.study.common import (
-    LSAM_RHO,
     SAM_RHO,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
+    epochs_after_decay,
+    hessian_defaults,
+    lsam,
     paired,
+    sam,
     scale_attack,
     seed_stats,
-    surrogate,
+    sgd_sharpness_job,
+    standard_sgd,
 )
 from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job, LandscapeJob, SharpnessJob, TransferJob
@@ -45,31 +49,19 @@ from flatness.training import TrainConfig
 
 #: Sharpness metrics reported by the chapter (keys of the SharpnessJob output).
 METRICS = ("top_eigenvalue", "trace")
-#: Cheap Hessian settings for the many checkpoints of the small scales: Hutchinson with
-#: exactly ``trace_samples`` probes, at most ``max_iter`` Lanczos steps for the top eigenvalue. The
-#: library defaults (up to 100 probes, 1 % tolerance) cost ~100 Hessian-vector products per
-#: checkpoint, minutes each at cpu scale; the paper scale keeps them (None).
-CHEAP_HESSIAN = {"smoke": {"trace_samples": 5, "max_iter": 10},
-                 "cpu": {"trace_samples": 10, "max_iter": 20},
-                 "gpu": {"trace_samples": 20, "max_iter": 50}}
 
 
 # -- parameters -----------------------------------------------------------------------------
-def _after_decay(scale: Scale) -> int:
-    """How many epochs after a decay count as "a few" (at least one)."""
-    return max(1, scale.epochs // 15)
-
-
 def default_early_epoch(scale: Scale) -> int:
     """The planned early-stopping epoch: a few epochs after the first decay."""
     first = scale.decay_epochs[0] if scale.decay_epochs else scale.epochs // 2
-    return int(min(scale.epochs, max(1, first + _after_decay(scale))))
+    return int(min(scale.epochs, max(1, first + epochs_after_decay(scale))))
 
 
 def default_landscape_epochs(scale: Scale, early_epoch: int) -> list[int]:
     """SGD epochs whose landscape the epoch slider shows: before the first decay, the
     early-stopping epoch, a few epochs after each later decay, and the final epoch."""
-    few = _after_decay(scale)
+    few = epochs_after_decay(scale)
     epochs = {early_epoch, scale.epochs}
     if scale.decay_epochs:
         epochs.add(scale.decay_epochs[0])
@@ -85,34 +77,27 @@ def interpolation_points(grid: int) -> int:
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
+    """The scale's design (its ``hessian`` and ``landscape`` sections, its l-SAM rho)."""
     early = default_early_epoch(scale)
-    grid = scale.landscape_grid
-    lsam = LSAM_RHO.get(scale.name, LSAM_RHO["paper"])
+    grid = scale.landscape.grid
     return {
         # chapter 4's SGD runs: their attacks and Hessians are the same jobs
         "seeds": default_seeds(scale),
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
-        # sharpness over training (cpu: every 4th epoch and the decay windows, half the
-        # images, cheap Hessian settings: about 15 min per seed on 2 cores)
-        "sharpness_every": {"smoke": 1, "cpu": 4, "gpu": 4}.get(
-            scale.name, max(1, scale.epochs // 30)),
-        "sharpness_images": scale.sharpness_images // 2 if scale.name == "cpu"
-        else scale.sharpness_images,
-        "sharpness_batch": scale.sharpness_batch,
-        "trace_samples": CHEAP_HESSIAN.get(scale.name, {}).get("trace_samples"),
-        "max_iter": CHEAP_HESSIAN.get(scale.name, {}).get("max_iter"),
+        # sharpness over training (with chapter 4's Hessian settings)
+        "sharpness_every": scale.hessian.every,
+        **hessian_defaults(scale),
         # landscapes (the shared SAM runs of chapters 4 and 5: same seed, same rhos)
         "early_epoch": early,
         "landscape_epochs": default_landscape_epochs(scale, early),
-        "lsam_rho": lsam,
-        "rhos": sorted({SAM_RHO, lsam}),
+        "lsam_rho": scale.lsam_rho,
+        "rhos": sorted({SAM_RHO, scale.lsam_rho}),
         "landscape_grid": grid,
-        # the 2-D grid costs grid**2 evaluations: coarser at cpu scale
-        "landscape_grid_2d": (grid + 1) // 2 if scale.name == "cpu" else grid,
+        "landscape_grid_2d": scale.landscape.grid_2d,
         "landscape_span": 1.0,
         "interpolation_points": interpolation_points(grid),
-        "landscape_images": {"smoke": scale.sharpness_images, "cpu": 500}.get(scale.name, 2000),
+        "landscape_images": scale.landscape.images,
     }
 
 
@@ -178,37 +163,15 @@ def _check_epochs(scale: Scale, params: dict[str, Any]) -> None:
 
 
 # -- jobs -----------------------------------------------------------------------------------
-def sharpness_epochs(scale: Scale, every: int) -> list[int]:
-    """Every ``every``-th checkpoint, plus each decay epoch and the few epochs after it (the
-    drop must be visible whatever ``every`` is) and the final epoch."""
-    available = set(checkpoint_epochs(scale)) | {scale.epochs}
-    wanted = {e for e in available if e % every == 0} | {scale.epochs}
-    for d in scale.decay_epochs:
-        wanted.update(range(d, d + _after_decay(scale) + 1))
-    return sorted(wanted & available)
-
-
-def _sgd(scale: Scale, seed: int) -> TrainConfig:
-    return surrogate(scale, seed)
-
-
-def _sam(scale: Scale, seed: int, rho: float) -> TrainConfig:
-    return surrogate(scale, seed, minimizer="sam", minimizer_params={"rho": float(rho)})
-
-
 def transfer_job(scale: Scale, params: dict[str, Any], seed: int) -> TransferJob:
     """Chapter 2's standard-schedule job (the same key, so its output is reused)."""
-    return TransferJob(_sgd(scale, seed), scale_attack(scale, params),
+    return TransferJob(standard_sgd(scale, seed), scale_attack(scale, params),
                        epochs=checkpoint_epochs(scale))
 
 
 def sharpness_job(scale: Scale, params: dict[str, Any], seed: int) -> SharpnessJob:
     """Hessian metrics of one seed's SGD checkpoints (:func:`sharpness_epochs`)."""
-    return SharpnessJob(_sgd(scale, seed),
-                        epochs=tuple(sharpness_epochs(scale, params["sharpness_every"])),
-                        engine="fast", n_images=params["sharpness_images"],
-                        batch_size=params["sharpness_batch"],
-                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
+    return sgd_sharpness_job(scale, params, seed, params["sharpness_every"])
 
 
 def _landscape(params: dict[str, Any], model: TrainConfig, epoch: int, shape: str,
@@ -229,18 +192,18 @@ def _sam_rhos(params: dict[str, Any]) -> list[float]:
 def landscape_jobs(scale: Scale, params: dict[str, Any]) -> dict[str, LandscapeJob]:
     """Named landscape jobs of the first seed (names are the keys of the summary)."""
     seed, final = params["seeds"][0], scale.epochs
-    sgd = _sgd(scale, seed)
+    sgd = standard_sgd(scale, seed)
     named: dict[str, LandscapeJob] = {}
     for epoch in sorted(set(params["landscape_epochs"]) | {params["early_epoch"], final}):
         for shape in ("1d", "2d"):
             named[f"sgd@{epoch}/{shape}"] = _landscape(params, sgd, epoch, shape)
     for rho in _sam_rhos(params):
         for shape in ("1d", "2d"):
-            named[f"sam{rho:g}/{shape}"] = _landscape(params, _sam(scale, seed, rho), final, shape)
+            named[f"sam{rho:g}/{shape}"] = _landscape(params, sam(scale, seed, rho), final, shape)
     named["interp/early->final"] = _landscape(params, sgd, params["early_epoch"],
                                               "interpolation", sgd, final)
     named["interp/sgd->lsam"] = _landscape(params, sgd, final, "interpolation",
-                                           _sam(scale, seed, params["lsam_rho"]), final)
+                                           lsam(scale, seed, params["lsam_rho"]), final)
     return named
 
 
@@ -363,7 +326,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
     scale = ctx.scale
     seeds = params["seeds"]
     decays = list(scale.decay_epochs)
-    window = _after_decay(scale)
+    window = epochs_after_decay(scale)
 
     transfers = [outputs[transfer_job(scale, params, s).key()] for s in seeds]
     sharp = [outputs[sharpness_job(scale, params, s).key()] for s in seeds]
