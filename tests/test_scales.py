@@ -21,6 +21,7 @@ from flatness.scales import (
     LandscapeDesign,
     MinimizerDesign,
     ModelSpec,
+    RegimeDesign,
     RobustFeaturesDesign,
     Scale,
     get_scale,
@@ -29,6 +30,7 @@ from flatness.scales import (
     scale_label,
 )
 from flatness.study.chapters import get_chapter, minimizers
+from flatness.study.chapters import regimes as regime_chapter
 from flatness.study.context import StudySpec
 
 
@@ -173,7 +175,11 @@ def test_a_custom_scale_gets_its_own_values() -> None:
         landscape=LandscapeDesign(grid=7, grid_2d=3, images=16),
         minimizers=MinimizerDesign(names=("sgd", "gsam"), rhos={"gsam": (0.07,)}),
         complementarity=ComplementarityDesign(techniques=("mi",), sat_steps=2, lgv_epochs=1,
-                                              lgv_models=3))
+                                              lgv_models=3),
+        regimes=RegimeDesign(cells=((100, 6, 0.125),), rhos=(0.0, 0.3), seeds=(1,),
+                             curve_points=2, sharpness_images=16))
+    regimes = regime_chapter.CHAPTER.parameters(custom)
+    assert regimes["cells"] == [[100, 6, 0.125]] and regimes["rhos"] == [0.0, 0.3]
     ch3 = get_chapter("sharpness").parameters(custom)
     ch4 = get_chapter("minimizers").parameters(custom)
     ch5 = get_chapter("complementarity").parameters(custom)

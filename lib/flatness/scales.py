@@ -114,6 +114,18 @@ class ComplementarityDesign:
 
 
 @dataclass(frozen=True)
+class RegimeDesign:
+    """The regime map: cells of (training images, epochs, surrogate width) each trained with
+    SGD and SAM over a rho grid (0 is SGD), for several seeds."""
+
+    cells: tuple[tuple[float, ...], ...]  # (train_subset, epochs, width) per cell
+    rhos: tuple[float, ...]
+    seeds: tuple[int, ...]
+    curve_points: int  # SGD checkpoints attacked for early stopping, about
+    sharpness_images: int  # training images of the top eigenvalue
+
+
+@dataclass(frozen=True)
 class Scale:
     """The whole study design at one size: every setting a chapter's jobs depend on."""
 
@@ -157,6 +169,7 @@ class Scale:
     landscape: LandscapeDesign = field(kw_only=True)
     minimizers: MinimizerDesign = field(kw_only=True)
     complementarity: ComplementarityDesign = field(kw_only=True)
+    regimes: RegimeDesign = field(kw_only=True)
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
@@ -226,6 +239,8 @@ SCALES: dict[str, Scale] = {
         minimizers=MinimizerDesign(names=("sgd", "sam", "swa"), rhos={"sam": (0.05, 0.3)}),
         complementarity=ComplementarityDesign(techniques=("mi", "di"), sat_steps=1,
                                               lgv_epochs=1, lgv_models=2),
+        regimes=RegimeDesign(cells=((256, 3, 0.125), (512, 3, 0.125)), rhos=(0.0, 0.05),
+                             seeds=(0,), curve_points=3, sharpness_images=128),
     ),
     "cpu": Scale(
         name="cpu",
@@ -275,6 +290,12 @@ SCALES: dict[str, Scale] = {
                                    rhos={"sam": (0.05, 0.15), "asam": (1.5,)}),
         complementarity=ComplementarityDesign(techniques=_TECHNIQUES, sat_steps=1,
                                               lgv_epochs=2, lgv_models=8),
+        # the cost of a cell is about train_subset x epochs x width^2: these keep the map near
+        # 2 h on 2 cores at bf16 (reproduce --plan prints it)
+        regimes=RegimeDesign(cells=((2000, 90, 0.25), (5000, 45, 0.25), (10000, 30, 0.25),
+                                    (20000, 24, 0.25), (10000, 30, 0.5)),
+                             rhos=(0.0, 0.02, 0.05, 0.1, 0.2), seeds=(0, 1), curve_points=15,
+                             sharpness_images=1000),
     ),
     "gpu": Scale(
         name="gpu",
@@ -308,6 +329,10 @@ SCALES: dict[str, Scale] = {
         landscape=LandscapeDesign(grid=31, grid_2d=31, images=2000),
         minimizers=_PAPER_MINIMIZERS,
         complementarity=_PAPER_COMPLEMENTARITY,
+        regimes=RegimeDesign(cells=((5000, 60, 1.0), (10000, 60, 1.0), (20000, 60, 1.0),
+                                    (50000, 60, 1.0), (50000, 30, 1.0), (50000, 60, 0.5)),
+                             rhos=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5), seeds=(0, 1),
+                             curve_points=20, sharpness_images=5000),
     ),
     "paper": Scale(
         name="paper",
@@ -347,6 +372,10 @@ SCALES: dict[str, Scale] = {
         landscape=LandscapeDesign(grid=51, grid_2d=51, images=2000),
         minimizers=_PAPER_MINIMIZERS,
         complementarity=_PAPER_COMPLEMENTARITY,
+        regimes=RegimeDesign(cells=((10000, 150, 1.0), (25000, 150, 1.0), (50000, 150, 1.0),
+                                    (50000, 75, 1.0)),
+                             rhos=(0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), seeds=(0, 1, 2),
+                             curve_points=30, sharpness_images=10000),
     ),
 }
 

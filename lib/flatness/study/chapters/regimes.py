@@ -63,24 +63,14 @@ class Cell:
         return tuple(sorted({*range(every, self.epochs + 1, every), self.epochs}))
 
 
-#: The map's default cells (training images, epochs, width of ResNet-18) per scale size: the
-#: cost of a cell is about ``train_subset * epochs * width**2``; these keep the whole map near
-#: 2 h on 2 cores at bf16 (``reproduce --plan`` prints the estimate).
-CPU_CELLS = ((2000, 90, 0.25), (5000, 45, 0.25), (10000, 30, 0.25), (20000, 24, 0.25),
-             (10000, 30, 0.5))
-SMOKE_CELLS = ((256, 3, 0.125), (512, 3, 0.125))
-#: SAM's rho over the map (0 is SGD).
-RHOS = (0.0, 0.02, 0.05, 0.1, 0.2)
-
-
 def defaults(scale: Scale) -> dict[str, Any]:
-    small = scale.epochs <= 5  # the smoke scale: its own tiny cells
+    design = scale.regimes
     return {
-        "cells": [list(c) for c in (SMOKE_CELLS if small else CPU_CELLS)],
-        "rhos": [0.0, 0.05] if small else list(RHOS),
-        "seeds": list(scale.seeds[:1]) if small else [0, 1],
-        "curve_points": 3 if small else 15,
-        "sharpness_images": scale.sharpness_images,
+        "cells": [list(c) for c in design.cells],
+        "rhos": [float(r) for r in design.rhos],
+        "seeds": list(design.seeds),
+        "curve_points": design.curve_points,
+        "sharpness_images": design.sharpness_images,
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
     }
