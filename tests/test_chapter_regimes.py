@@ -111,3 +111,13 @@ def test_heatmaps_with_a_rho_slider():
     assert early_stopping_heatmap(data).data[0].z[0][0] == pytest.approx(10.0)
     with pytest.raises(FlatnessError, match="unknown metric"):
         regime_heatmap(data, "accuracy")
+
+
+def test_the_table_lists_every_cell_and_rho():
+    from flatness.plots.regimes import regime_table
+
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0, 0.1], seeds=[0, 1])
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    table = regime_table(data)
+    assert table.count("\n") == 1 + 2 * 2
+    assert "| 0.1 | 90.0 | 40.0 | 28.5 | +1.0 ± 0.0 | -9.0 ± 0.0 | 90 |" in table

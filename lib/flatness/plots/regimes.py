@@ -96,3 +96,34 @@ def early_stopping_heatmap(data: dict[str, Any]) -> go.Figure:
     fig.update_layout(title="Early stopping's gain for SGD: best checkpoint − final (points)",
                       xaxis_title="training images", height=420)
     return fig
+
+
+def _pm(entry: dict[str, Any] | None) -> str:
+    """A paired gain as ``+1.2 ± 3.4`` points (± 2 std over seeds)."""
+    if entry is None:
+        return "-"
+    return f"{100 * entry['mean']:+.1f} ± {200 * entry['std']:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def regime_table(data: dict[str, Any]) -> str:
+    """Every cell and rho: accuracies, success, SAM's paired gains, top eigenvalue, and SGD's
+    early stopping (markdown)."""
+    lines = ["| cell | rho | train acc % | test acc % | success % | SAM − full SGD | "
+             "SAM − early-stopped SGD | top eigenvalue |", "|---|---|---|---|---|---|---|---|"]
+    for cell in data["cells"]:
+        es = cell["early_stopping"]
+        label = (f"{cell['cell']['label']} (early stopping: epoch {es['epoch']}, "
+                 f"{_pm(es)} pts)")
+        for rho, row in cell["rhos"].items():
+            eig = row.get("top_eigenvalue_mean")
+            lines.append(
+                f"| {label} | {rho} | {_pct(row.get('train_acc_mean'))} | "
+                f"{_pct(row.get('test_acc_mean'))} | {_pct(row.get('success_mean'))} | "
+                f"{_pm(row.get('vs_full'))} | {_pm(row.get('vs_early_stopped'))} | "
+                f"{'n/a' if eig is None else f'{eig:.3g}'} |")
+            label = ""
+    return "\n".join(lines)
