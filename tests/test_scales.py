@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -238,3 +239,17 @@ def test_set_options_and_labels_carry_nested_overrides() -> None:
     assert label.startswith("cpu[hessian.max_iter=none;minimizers.rhos=")
     assert scale_from_label(label) == scale == get_scale(label)
     assert scale_label(scale, ("epochs", "hessian")) == "cpu[hessian.max_iter=none]"
+
+
+def test_a_scale_never_changes_in_place() -> None:
+    """Its mappings are read-only (an edit would retune the named scale for the whole
+    process); a scale is hashable and survives pickling (Ray workers receive it)."""
+    cpu = get_scale("cpu")
+    with pytest.raises(TypeError, match="read-only"):
+        cpu.minimizers.rhos["sam"] = (0.3,)
+    with pytest.raises(TypeError, match="read-only"):
+        cpu.minimizers.seeds.update(sam=(0,))
+    changed = get_scale("cpu", **{"minimizers.rhos.sam": "0.3"})
+    assert cpu.minimizers.rhos["sam"] == (0.05, 0.15) and changed.minimizers.rhos["sam"] == (0.3,)
+    assert len({cpu, get_scale("cpu"), changed}) == 2
+    assert pickle.loads(pickle.dumps(changed)) == changed

@@ -25,6 +25,23 @@ _NULLS = {"none", "all", "null"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
+class FrozenDict(dict):
+    """A mapping that cannot change once made: a frozen dataclass's mapping field (hashable;
+    changed only by :func:`override`, which builds a new one)."""
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("this mapping is read-only; override the field instead")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (dict(self),)
+
+
 def parse_number(text: str | float | int) -> float:
     """Parse ``0.5``, ``4/255`` or ``8e-3`` into a float (fractions are common for eps)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -82,10 +99,11 @@ def _set_inside(hint: Any, current: Any, path: list[str], value: Any, name: str,
         element = typing.get_args(hint)[1]
         key, rest = path[0], path[1:]
         if not rest:
-            return {**current, key: coerce(element, value, name, what)}
+            return FrozenDict({**current, key: coerce(element, value, name, what)})
         if key not in current:
             raise FlatnessError(f"{what} {name}: {key!r} is not set; set it whole first")
-        return {**current, key: _set_inside(element, current[key], rest, value, name, what)}
+        return FrozenDict({**current,
+                           key: _set_inside(element, current[key], rest, value, name, what)})
     parent = name.rpartition(".")[0]
     raise FlatnessError(f"{what} {name}: {parent} has no fields to set with a dot")
 
@@ -130,7 +148,7 @@ def _convert(hint: Any, value: Any) -> Any:
             value = _json(value)
         if not isinstance(value, dict):
             raise TypeError("expected a mapping, e.g. a JSON object")
-        return {_convert(args[0], k): _convert(args[1], v) for k, v in value.items()}
+        return FrozenDict({_convert(args[0], k): _convert(args[1], v) for k, v in value.items()})
     return _scalar(hint, value)
 
 

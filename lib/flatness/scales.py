@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.fields import format_value, leaves, override, parse_number
+from flatness.fields import FrozenDict, format_value, leaves, override, parse_number
 from flatness.precision import DEFAULT_PRECISION, check_precision, without_default_precision
 
 __all__ = ["SCALES", "ComplementarityDesign", "HessianDesign", "LandscapeDesign",
@@ -100,6 +100,11 @@ class MinimizerDesign:
     #: the largest rho of its grid
     rhos: dict[str, tuple[float, ...]]
     seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # read-only mappings: a scale, named ones included, never changes in place
+        object.__setattr__(self, "rhos", FrozenDict(self.rhos))
+        object.__setattr__(self, "seeds", FrozenDict(self.seeds))
 
 
 @dataclass(frozen=True)
