@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flatness.attacks import TransferResult, load_adversarial
-from flatness.attacks.zoo import TARGET_SEED, target_configs, target_name
+from flatness.study.targets import TARGET_SEED, target_configs, target_name
 from flatness.cli import main
 from flatness.scales import get_scale
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flatness.attacks.zoo import target_configs
+from flatness.study.targets import target_configs
 from flatness.scales import get_scale
 from flatness.study.chapters import get_chapter
 from flatness.study.context import StudySpec, short_hash

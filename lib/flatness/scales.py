@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from flatness.errors import FlatnessError
-from flatness.precision import DEFAULT_PRECISION, check_precision, without_default_precision
+from flatness.precision import DEFAULT_PRECISION, check_precision
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ class Scale:
         return dataclasses.replace(self, **coerced)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, less a default precision (results written before it existed match)."""
-        return without_default_precision(dataclasses.asdict(self))
+        """The fields (precision included: an identity names what runs)."""
+        return dataclasses.asdict(self)
 
 
 @functools.cache

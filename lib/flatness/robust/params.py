@@ -4,44 +4,23 @@ Defaults follow Ilyas et al., "Adversarial Examples Are Not Bugs, They Are Featu
 robust model adversarially trained with L2 PGD (eps 0.5, 7 steps of 0.1); ``D_R`` / ``D_NR`` by
 representation inversion (L2-normalised steps of 0.1, 1000 iterations, start = another random
 training image); ``D_rand`` / ``D_det`` by targeted L2 PGD (eps 0.5, steps of 0.1, 100 steps).
-Scale fields that do not exist (yet) in :class:`~flatness.scales.Scale` are read from
-``scale.extra``, else from :data:`FALLBACKS` for the named scales, else the paper's values.
+The scale's ``robust_*`` fields set the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.scales import ModelSpec, Scale, get_scale, scale_from_label, scale_label
+from flatness.store import key_of
 
 KINDS: tuple[str, ...] = ("d_r", "d_nr", "d_rand", "d_det")
 INVERSION_KINDS = ("d_r", "d_nr")  # representation inversion (robust / standard model)
 ATTACK_KINDS = ("d_rand", "d_det")  # targeted adversarial examples, relabelled
 STARTS = ("image", "noise")
-
-
-# Values for robust_* fields that scales.py does not define (yet): small scales need fewer
-# attack steps than the paper's 100 (D_rand / D_det) and 7 (adversarial training).
-FALLBACKS: dict[str, dict[str, Any]] = {
-    "smoke": {"robust_attack_steps": 10, "robust_adv_steps": 3},
-    "cpu": {"robust_attack_steps": 10, "robust_adv_steps": 3},
-    "gpu": {"robust_attack_steps": 100, "robust_adv_steps": 7},
-    "paper": {"robust_attack_steps": 100, "robust_adv_steps": 7},
-}
-
-
-def _field(scale: Scale, name: str, default: Any) -> Any:
-    """A scale field, else ``scale.extra[name]``, else :data:`FALLBACKS`, else ``default``."""
-    if hasattr(scale, name):
-        return getattr(scale, name)
-    if name in scale.extra:
-        return scale.extra[name]
-    return FALLBACKS.get(scale.name, {}).get(name, default)
 
 
 def _rescale(milestones: tuple[int, ...], epochs: int, new_epochs: int) -> tuple[int, ...]:
@@ -88,12 +67,12 @@ class RobustParams:
     @classmethod
     def from_scale(cls, scale: Scale, **overrides: Any) -> RobustParams:
         """The parameters of ``scale`` (robust_* fields; model recipe = the surrogate's)."""
-        epochs = int(_field(scale, "robust_model_epochs", scale.epochs))
-        adv_steps = int(_field(scale, "robust_adv_steps", 7))
+        epochs = scale.robust_model_epochs
+        adv_steps = scale.robust_adv_steps
         values: dict[str, Any] = dict(
             scale=scale.name,
-            size=_field(scale, "robust_dataset_size", None),
-            model=_field(scale, "robust_model", scale.surrogate),
+            size=scale.robust_dataset_size,
+            model=scale.surrogate,
             model_epochs=epochs,
             lr=scale.lr,
             decay_epochs=_rescale(scale.decay_epochs, scale.epochs, epochs),
@@ -103,10 +82,9 @@ class RobustParams:
             eval_subset=scale.eval_subset,
             adv_steps=adv_steps,
             adv_step_size=0.1 if adv_steps >= 7 else 2.5 * 0.5 / adv_steps,
-            iterations=int(_field(scale, "robust_iterations", 1000)),
-            inversion_step_size=float(_field(scale, "robust_inversion_step_size", 0.1)),
-            start=str(_field(scale, "robust_start", "image")),
-            attack_steps=int(_field(scale, "robust_attack_steps", 100)),
+            iterations=scale.robust_iterations,
+            inversion_step_size=scale.robust_inversion_step_size,
+            attack_steps=scale.robust_attack_steps,
         )
         values.update(overrides)
         return cls(**values)
@@ -143,13 +121,12 @@ def dataset_scale_label(scale: Scale) -> str:
     label = scale_label(scale, SCALE_FIELDS)
     if RobustParams.from_scale(scale_from_label(label)) != params:
         raise FlatnessError(f"scale {scale.name!r}: the robust datasets' parameters cannot be "
-                            "named by its fields (overrides in scale.extra?); define a named "
-                            "scale in flatness.scales.SCALES instead")
+                            "named by its fields; define a named scale in "
+                            "flatness.scales.SCALES instead")
     return label
 
 
 def dataset_key(kind: str, params: RobustParams, model_run: str, data_source: str) -> str:
-    """A short hash of what the dataset depends on: its parameters, model run and data copy."""
-    payload = json.dumps({"params": params.relevant(kind), "model_run": model_run,
-                          "data_source": data_source}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    """The store key of what the dataset depends on: its parameters, model run and data copy."""
+    return key_of({"params": params.relevant(kind), "model_run": model_run,
+                   "data_source": data_source})
