@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from flatness.cli import main
 from flatness.data import known_datasets, load_cifar10, load_dataset
+from flatness.data.derived import quantise
 from flatness.errors import FlatnessError
 from flatness.models import build_model
 from flatness.robust import (
@@ -17,15 +16,14 @@ from flatness.robust import (
     artifact_path,
     build_dataset,
     construct,
+    dataset_name,
     invert_representation,
     next_class_targets,
     random_targets,
-    dataset_name,
     representation_distance,
     start_images,
     targeted_relabel,
 )
-from flatness.data.derived import quantise
 from flatness.scales import get_scale, scale_from_label, scale_label
 from flatness.training import TrainConfig, train
 
