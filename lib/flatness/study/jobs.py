@@ -109,7 +109,7 @@ def recipe(config: TrainConfig) -> str:
     schedule = f"lr/{1 / config.decay_factor:g} at {decays}" if decays else "constant lr"
     adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
            if config.adv_eps > 0 else "")
-    precision = "" if config.precision == "fp32" else f" {config.precision}"
+    precision = " bf16" if config.precision == "bf16" else ""
     return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}{precision}"
 
 
