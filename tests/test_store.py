@@ -129,3 +129,15 @@ def test_the_layers_below_the_study_import_nothing_above_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=300).stdout
     assert out.strip() == "[]"
+
+
+def test_a_corrupt_run_file_is_a_one_line_error_naming_the_run(tmp_path):
+    from flatness.training import Run
+
+    (tmp_path / "config.json").write_text('{"config": {"arch"')
+    (tmp_path / "status.json").write_text("\x00")
+    run = Run.open(tmp_path)
+    for read in (lambda: run.info, lambda: run.status):
+        with pytest.raises(FlatnessError, match="corrupt; delete the run directory") as info:
+            read()
+        assert "\n" not in str(info.value)

@@ -46,9 +46,14 @@ def key_of(inputs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
+def namespace_dir(namespace: str) -> Path:
+    """The folder of one kind of entry (``runs``, ``jobs/transfer``, ``datasets`` ...)."""
+    return cache_subdir(namespace)
+
+
 def entry_path(namespace: str, key: str, suffix: str = ".json") -> Path:
-    """Where the entry ``key`` of ``namespace`` (``runs``, ``jobs/transfer`` ...) lives."""
-    return cache_subdir(namespace) / f"{key}{suffix}"
+    """Where the entry ``key`` of ``namespace`` lives."""
+    return namespace_dir(namespace) / f"{key}{suffix}"
 
 
 @contextlib.contextmanager

@@ -89,7 +89,8 @@ class _Trainer:
     """State of one training run between epochs."""
 
     def __init__(self, config: TrainConfig, run: Run, train_set: Any, eval_set: Any,
-                 device: torch.device, *, compile: bool, adversary: Adversary | None) -> None:
+                 device: torch.device, *, compile: bool,
+                 adversary: Adversary | None = None) -> None:
         self.config = config
         self.adversary = adversary
         self.run = run
