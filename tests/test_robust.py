@@ -228,3 +228,22 @@ def test_a_derived_dataset_name_says_which_overrides_built_it():
 def test_a_name_that_names_no_dataset_shows_the_derived_pattern():
     with pytest.raises(FlatnessError, match="unknown dataset 'nothing'.*<kind>@<scale>"):
         load_dataset("nothing")
+
+
+def test_a_dataset_job_points_its_name_at_its_own_artifact(cifar_tiny, monkeypatch):
+    """Another precision may build the same name since; the stored job re-points it."""
+    from flatness.data.derived import register_name
+    from flatness.study.context import StudySpec
+    from flatness.study.jobs import DatasetJob
+
+    ctx = StudySpec.create("smoke", data=cifar_tiny, device="cpu").open()
+    monkeypatch.setattr(DatasetJob, "compute",
+                        lambda self, ctx: {"kind": "d_nr", "artifact_key": "mine"})
+    job = DatasetJob("d_nr@smoke")
+    job.run(ctx)
+    register_name("d_nr@smoke", ctx.data_source, "d_nr", "theirs")
+    with pytest.raises(FlatnessError, match="d_nr-theirs.npz is missing"):
+        load_dataset("d_nr@smoke", cifar_tiny)
+    job.run(ctx)  # the stored output: nothing computed, the name is its own again
+    with pytest.raises(FlatnessError, match="d_nr-mine.npz is missing"):
+        load_dataset("d_nr@smoke", cifar_tiny)

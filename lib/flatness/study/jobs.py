@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from flatness.data import images_to_tensor
-from flatness.data.derived import derived_source
+from flatness.data.derived import derived_source, register_name
 from flatness.io import save_torch, write_json
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
@@ -193,6 +193,13 @@ class DatasetJob(Job):
     @property
     def label(self) -> str:
         return f"dataset {self.dataset}"
+
+    def run(self, ctx: StudyContext) -> dict[str, Any]:
+        """The stored output, its name pointing at its artifact again (another precision may
+        have built the name since), so the training runs that read the name read this one."""
+        output = super().run(ctx)
+        register_name(self.dataset, ctx.data_source, output["kind"], output["artifact_key"])
+        return output
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         """The construction alone (the job's own wall time is near zero when
