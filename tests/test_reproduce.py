@@ -83,6 +83,14 @@ def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch
     assert [s.name for s in summaries] == ["lr_decay"]
     published = tmp_path / "results" / "smoke" / "lr_decay.json"
     assert published.is_file()
+    from flatness.results import read_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import staleness
+
+    result = read_result(published)
+    assert (result.provenance["precision"], result.provenance["device_kind"]) == ("fp32", "cpu")
+    definition = get_scale("smoke", n_attack_images=16, epochs=2, decay_epochs="1")
+    assert definition.precision == "auto" and staleness("lr_decay", definition, result) is None
     assert "lr_decay" in summary_table(summaries)
     # a second run (another worker summarised the chapter first) still publishes the file
     published.unlink()
