@@ -11,7 +11,8 @@ The ``.npz`` holds ``images`` (uint8 N x 32 x 32 x 3, quantised from the float c
 rounding ``x * 255`` to the nearest integer: at most 0.5/255 per pixel, about 0.06 in L2 per
 image), ``labels`` (int64), ``classes`` and ``provenance`` (a JSON string). It is written
 atomically; the ``.json`` sidecar repeats the provenance for reading without numpy. A file that
-is unreadable or from another format version reads as missing to the builder, which rebuilds
+is unreadable or from another store version (:data:`flatness.store.STORE_VERSION`, which a
+change of construction or layout bumps) reads as missing to the builder, which rebuilds
 it, and as a one-line error to :func:`load_derived`.
 """
 
@@ -30,9 +31,8 @@ from flatness.data.arrays import ArrayDataset
 from flatness.data.cifar10 import load_cifar10
 from flatness.errors import FlatnessError
 from flatness.io import atomic_path, write_json
-from flatness.store import entry_path, key_of, read_entry, write_entry
+from flatness.store import STORE_VERSION, entry_path, key_of, read_entry, write_entry
 
-FORMAT = 1  # bump when the construction or the file layout changes
 BUILD_COMMAND = "python -m flatness robust-datasets --scale SCALE"
 
 
@@ -113,6 +113,6 @@ def read_artifact(path: Path) -> DatasetArtifact | None:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     if (images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (len(images),)
-            or provenance.get("format") != FORMAT):
+            or provenance.get("store") != STORE_VERSION):
         return None
     return DatasetArtifact(images, labels.astype(np.int64), classes, provenance)

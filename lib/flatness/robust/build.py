@@ -20,7 +20,6 @@ import torch
 from flatness.attacks import training_adversary
 from flatness.data import ArrayDataset, images_to_tensor, load_cifar10
 from flatness.data.derived import (
-    FORMAT,
     DatasetArtifact,
     artifact_path,
     derived_source,
@@ -40,6 +39,7 @@ from flatness.robust.params import (
     dataset_scale_label,
 )
 from flatness.scales import Scale, get_scale
+from flatness.store import STORE_VERSION
 from flatness.training import TrainConfig, train
 
 
@@ -136,7 +136,7 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     else:
         extra["relabelled_fraction_changed"] = float((labels != y).float().mean())
     prov = provenance(
-        dev, format=FORMAT, kind=kind, key=key, scale=scale.name, params=params.to_dict(),
+        dev, store=STORE_VERSION, kind=kind, key=key, scale=scale.name, params=params.to_dict(),
         precision=config.precision,
         source_run=run.dir.name, source_model_robust=uses_robust_model(kind),
         data_copy=train_set.source, images=len(labels_np), construction_s=round(seconds, 3),
