@@ -247,3 +247,19 @@ def test_a_dataset_job_points_its_name_at_its_own_artifact(cifar_tiny, monkeypat
     job.run(ctx)  # the stored output: nothing computed, the name is its own again
     with pytest.raises(FlatnessError, match="d_nr-mine.npz is missing"):
         load_dataset("d_nr@smoke", cifar_tiny)
+
+
+def test_the_train_command_builds_a_plain_derived_kind_at_its_scale(cifar_tiny, tmp_path,
+                                                                     capsys):
+    sizes = ["--set", "robust_dataset_size=40", "--set", "robust_model_epochs=1",
+             "--set", "robust_iterations=2", "--set", "eval_subset=20"]
+    args = ["train", "--scale", "smoke", "--data", str(cifar_tiny), "--device", "cpu",
+            "--dataset", "d_nr", "--epochs", "1", "--out", str(tmp_path), *sizes]
+    assert main(args) == 0
+    from flatness.training import Run
+
+    run = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
+    config = run.config  # the run names the built dataset by its scale, precision resolved
+    assert config.dataset.startswith("d_nr@smoke[") and "robust_dataset_size=40" in config.dataset
+    assert config.precision == "fp32" and config.train_subset is None
+    assert run.is_complete and run.data_source.startswith("d_nr:")

@@ -87,6 +87,8 @@ def build_config(args: argparse.Namespace) -> Any:
         "minimizer": args.minimizer,
         "minimizer_params": parse_hyperparameters(args.minimizer, items),
     }
+    if args.dataset != "cifar10":  # a derived dataset is built from the scale's subset: all of it
+        overrides["train_subset"] = None
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
         overrides["checkpoint_epochs"] = ()
