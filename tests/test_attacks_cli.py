@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from flatness.attacks import TransferResult, load_adversarial
-from flatness.attacks.zoo import TARGET_SEED, target_configs, target_name
 from flatness.cli import main
 from flatness.scales import get_scale
+from flatness.study.targets import TARGET_SEED, target_configs, target_name
 
 
 def test_target_configs_follow_the_scale_target_recipe():

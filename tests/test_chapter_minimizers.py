@@ -78,7 +78,7 @@ def _kinds(jobs):
 
 
 def test_smoke_plan_reuses_the_sgd_curve_for_fully_trained_sgd():
-    spec = StudySpec.create("smoke")
+    spec = StudySpec.create("smoke", device="cpu")
     p = params(SMOKE)
     planned = ch.jobs(spec, p)
     n_variants = len(ch.variants(p))  # sgd, sam x2, swa
@@ -88,9 +88,9 @@ def test_smoke_plan_reuses_the_sgd_curve_for_fully_trained_sgd():
     assert _kinds(planned).count("TransferJob") == 1 + (n_variants - 1)
     assert _kinds(planned).count("SharpnessJob") == n_variants
     assert len({j.key() for j in planned}) == len(planned)
-    curve = ch.curve_job(SMOKE, p, 0)
+    curve = ch.curve_job(spec.scale, p, 0)
     assert curve.epochs == tuple(range(1, SMOKE.epochs + 1))
-    assert ch.final_job(SMOKE, p, "sgd", None, 0) == curve
+    assert ch.final_job(spec.scale, p, "sgd", None, 0) == curve
     assert all(j.epochs == () for j in planned if isinstance(j, TransferJob) and j != curve)
     assert not any(isinstance(j, SharpnessJob) for j in ch.jobs(spec, params(sharpness=False)))
 

@@ -95,7 +95,8 @@ def test_sharpness_epochs_keep_every_decay_window():
 
 
 def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
-    spec = StudySpec.create("smoke")
+    spec = StudySpec.create("smoke", device="cpu")
+    scale = spec.scale  # as planned: precision resolved
     p = params(SMOKE)
     planned = ch.jobs(spec, p)
     kinds = [type(j) for j in planned]
@@ -104,16 +105,16 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
     assert sum(isinstance(j, SharpnessJob) for j in planned) == n_seeds
     assert kinds.count(LandscapeJob) == 2 * n_epochs + 2 * n_rhos + 2
     # the transfer curve is chapter 2's standard schedule: the same job, computed once
-    standard = {j.key() for j in lr_decay.jobs(spec, lr_decay.CHAPTER.parameters(SMOKE, {}))}
+    standard = {j.key() for j in lr_decay.jobs(spec, lr_decay.CHAPTER.parameters(scale, {}))}
     assert {j.key() for j in planned if isinstance(j, TransferJob)} <= standard
     # the SAM surrogates are chapter 4's and chapter 5's training runs
     models = [j.model for j in planned if isinstance(j, LandscapeJob)]
     models += [j.other for j in planned if isinstance(j, LandscapeJob) and j.other]
     seed = p["seeds"][0]
     for rho in p["rhos"]:
-        assert minimizers.config(SMOKE, "sam", rho, seed) in models
-    lsam = SMOKE.lsam_rho
-    assert minimizers.config(SMOKE, "sam", lsam, seed) in models
+        assert minimizers.config(scale, "sam", rho, seed) in models
+    lsam = scale.lsam_rho
+    assert minimizers.config(scale, "sam", lsam, seed) in models
     interp = [j for j in planned if isinstance(j, LandscapeJob) and j.shape == "interpolation"]
     assert {(j.epoch, j.other_epoch) for j in interp} == {(p["early_epoch"], 3), (3, 3)}
     assert all(j.points == p["interpolation_points"] for j in interp)
@@ -197,7 +198,8 @@ EIG = [10, 11, 12, 4, 6, 8, 2, 5, 9]  # drops after each decay, then climbs agai
 def fake_outputs(scale, p):
     """Outputs of every planned job: sharpness EIG (x seed), success the mirror image, and
     quadratic landscapes whose curvature is known (SGD sharper with epochs, SAM flatter)."""
-    spec = StudySpec.create(scale)
+    spec = StudySpec.create(scale, device="cpu")
+    scale = spec.scale  # as planned: precision resolved
     outputs = {}
     for seed in p["seeds"]:
         sharp = ch.sharpness_job(scale, p, seed)
@@ -235,7 +237,8 @@ def fake_outputs(scale, p):
 def toy():
     p = params(TOY, seeds=[0, 1], sharpness_every=1, landscape_grid=5, landscape_grid_2d=5,
                interpolation_points=7)
-    data = ch.summarize(SimpleNamespace(scale=TOY), p, fake_outputs(TOY, p))
+    planned = StudySpec(TOY, device="cpu").scale
+    data = ch.summarize(SimpleNamespace(scale=planned), p, fake_outputs(TOY, p))
     return p, data
 
 

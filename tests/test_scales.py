@@ -161,8 +161,9 @@ def test_chapter_4_measures_sgds_sharpness_with_the_scales_hessian_settings() ->
     """Chapters 3 and 4 read one Hessian section: SGD's sharpness is one job for both."""
     scale = get_scale("cpu", **{"hessian.every": "9", "hessian.images": "64"})
     ch3, ch4 = get_chapter("sharpness"), get_chapter("minimizers")
-    jobs3 = {j.key() for j in ch3.jobs(StudySpec(scale), ch3.parameters(scale))}
-    sgd = minimizers.sharpness_job(scale, ch4.parameters(scale), "sgd", None, 0)
+    spec = StudySpec(scale)  # planned: the precision resolved for this machine
+    jobs3 = {j.key() for j in ch3.jobs(spec, ch3.parameters(scale))}
+    sgd = minimizers.sharpness_job(spec.scale, ch4.parameters(scale), "sgd", None, 0)
     assert sgd.key() in jobs3 and sgd.n_images == 64 and 9 in sgd.epochs
 
 

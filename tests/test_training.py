@@ -17,7 +17,8 @@ SMOKE = get_scale("smoke")
 
 
 def smoke_config(**overrides) -> TrainConfig:
-    return TrainConfig.from_scale(SMOKE, **overrides)
+    """The smoke surrogate recipe, its precision resolved as CPU training resolves it."""
+    return TrainConfig.from_scale(SMOKE, **overrides).resolved("cpu")
 
 
 def test_step_schedule_decays_after_its_epochs():
@@ -132,7 +133,7 @@ def test_divergence_stops_with_a_recorded_message(shared_cifar, tmp_path):
     config = smoke_config(epochs=2, lr=1e12, weight_decay=0.0, checkpoint_epochs=())
     with pytest.raises(FlatnessError, match="diverged"):
         train(config, data=shared_cifar, out=tmp_path, device="cpu")
-    run = Run(next(tmp_path.iterdir()))
+    run = Run(next(p for p in tmp_path.iterdir() if p.is_dir()))  # not its lock
     assert run.status["status"] == "diverged"
     with pytest.raises(FlatnessError, match="diverged earlier"):
         train(config, data=shared_cifar, out=tmp_path, device="cpu")

@@ -1,7 +1,7 @@
 """Where things live: the cache directory and the default data location.
 
-One cache directory (``FLATNESS_CACHE``, default ``~/.cache/flatness``) holds decoded data,
-training runs, derived datasets and computed results.
+One cache directory (``FLATNESS_CACHE``, default ``~/.cache/flatness``) holds the store
+(:mod:`flatness.store`): decoded data, training runs, derived datasets, job outputs, results.
 """
 
 from __future__ import annotations

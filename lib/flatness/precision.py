@@ -4,8 +4,8 @@
 (AVX512-BF16, AMX) and is slower elsewhere, and committed cpu results should not depend on the
 machine that made them. Where the CPU has it, ``bf16`` trains about 1.7x faster (a Zen 4 core,
 ``benchmarks/train_throughput.py --cpu-bf16``). Precision changes the weights, so it is part of
-a run's identity, but at its default it is left out (:func:`without_default_precision`): runs,
-jobs and results named before the option existed keep their names.
+every identity, always *resolved* (:func:`resolve_precision`: what actually runs, ``fp32`` or
+``bf16``): ``auto`` is a request that the study resolves when it plans its jobs.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ def check_precision(value: Any) -> str:
     return value
 
 
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """What ``precision`` runs as on ``device`` (a device or its kind, ``"cpu"``/``"cuda"``):
+    ``auto`` is bf16 on CUDA and fp32 elsewhere; ``bf16`` and ``fp32`` are themselves."""
+    check_precision(precision)
+    if precision != "auto":
+        return precision
+    kind = device if isinstance(device, str) else device.type
+    return "bf16" if kind.split(":")[0] == "cuda" else "fp32"
+
+
 def uses_bf16(device: torch.device, precision: str = DEFAULT_PRECISION) -> bool:
     """Whether training at ``precision`` on ``device`` runs under bf16 autocast."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-def without_default_precision(data: Any) -> Any:
-    """``data`` (nested dicts and lists) without ``"precision": "auto"`` entries."""
-    if isinstance(data, dict):
-        return {k: without_default_precision(v) for k, v in data.items()
-                if not (k == "precision" and v == DEFAULT_PRECISION)}
-    if isinstance(data, (list, tuple)):
-        return type(data)(without_default_precision(v) for v in data)
-    return data
+    return resolve_precision(precision, device) == "bf16"

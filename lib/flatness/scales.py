@@ -20,7 +20,7 @@ from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.fields import FrozenDict, format_value, leaves, override, parse_number
-from flatness.precision import DEFAULT_PRECISION, check_precision, without_default_precision
+from flatness.precision import DEFAULT_PRECISION, check_precision
 
 __all__ = ["SCALES", "ComplementarityDesign", "HessianDesign", "LandscapeDesign",
            "MinimizerDesign", "ModelSpec", "RobustFeaturesDesign", "Scale", "get_scale",
@@ -188,8 +188,8 @@ class Scale:
         return scale
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, less a default precision (results written before it existed match)."""
-        return without_default_precision(dataclasses.asdict(self))
+        """The fields (precision included: an identity names what runs)."""
+        return dataclasses.asdict(self)
 
 
 # Cheap on CPU (measured: one forward-backward of a 128-batch costs 0.14-0.28 s at width 0.25

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -212,3 +213,18 @@ def pgd(surrogates, x, y, *, eps: float, steps: int = 50, step_size: float | Non
     """PGD (Madry et al. 2018): :func:`attack` from a uniformly random point of the ball."""
     return attack(surrogates, x, y, eps=eps, steps=steps, step_size=step_size,
                   random_start=True, **kwargs)
+
+
+def training_adversary(config: Any) -> Callable[..., torch.Tensor] | None:
+    """The PGD adversary (random start) of a training configuration's ``adv_*`` fields, for
+    :func:`flatness.training.train`; None when it does not train adversarially."""
+    if config.adv_eps <= 0 or config.adv_steps <= 0:
+        return None
+    step_size = config.adv_step_size or 2.5 * config.adv_eps / config.adv_steps
+
+    def adversary(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  generator: torch.Generator) -> torch.Tensor:
+        return attack(model, x, y, eps=config.adv_eps, steps=config.adv_steps,
+                      step_size=step_size, norm=config.adv_norm, random_start=True,
+                      generator=generator)
+    return adversary

@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         select_correct,
         success_rates,
     )
-    from flatness.attacks.zoo import load_targets
     from flatness.data import images_to_tensor, load_dataset
     from flatness.device import resolve_device
+    from flatness.study.targets import load_targets
     from flatness.training import Run
 
     scale = scale_from_args(args)

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flatness.attacks.zoo import load_targets
+    from flatness.study.targets import load_targets
     from flatness.training import Run
 
     targets = load_targets(scale_from_args(args), device=args.device, data=args.data,

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", action="store_true",
                         help="use the scale's target recipe (epochs, decays, subset)")
     parser.add_argument("--dataset", default="cifar10",
-                        help="cifar10 (default), or a derived dataset: d_r, d_nr, d_rand, d_det")
+                        help="cifar10 (default), or a derived dataset: d_r, d_nr, d_rand, d_det "
+                             "(built at --scale first when missing) or a built d_r@SCALE")
     parser.add_argument("--minimizer", default="sgd", help="see `python -m flatness minimizers`")
     parser.add_argument("--rho", type=float, default=None, help="neighbourhood radius (SAM family)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
@@ -55,6 +56,17 @@ def _epochs_list(text: str | None) -> tuple[int, ...] | None:
         raise FlatnessError(f"expected comma-separated epochs, got {text!r}") from None
 
 
+def derived_dataset(args: argparse.Namespace) -> str:
+    """``--dataset``, a plain derived kind (``d_r``) built at ``--scale`` and named for it."""
+    from flatness.robust import KINDS, build_dataset, dataset_name
+
+    if args.dataset not in KINDS:
+        return args.dataset
+    scale = scale_from_args(args)
+    build_dataset(args.dataset, scale, data=args.data, device=args.device)
+    return dataset_name(args.dataset, scale)
+
+
 def build_config(args: argparse.Namespace) -> Any:
     from flatness.minimizers import parse_hyperparameters
     from flatness.training import TrainConfig
@@ -75,6 +87,8 @@ def build_config(args: argparse.Namespace) -> Any:
         "minimizer": args.minimizer,
         "minimizer_params": parse_hyperparameters(args.minimizer, items),
     }
+    if args.dataset != "cifar10":  # a derived dataset is built from the scale's subset: all of it
+        overrides["train_subset"] = None
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
         overrides["checkpoint_epochs"] = ()
@@ -88,14 +102,13 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flatness.attacks import training_adversary
     from flatness.training import train
 
-    if args.dataset.startswith("d_") and "@" not in args.dataset:
-        from flatness.robust import set_default_scale
-
-        set_default_scale(scale_from_args(args))  # d_r etc. are built at this scale
+    args.dataset = derived_dataset(args)
     config = build_config(args)
-    result = train(config, data=args.data, device=args.device, out=args.out, compile=args.compile)
+    result = train(config, data=args.data, device=args.device, out=args.out, compile=args.compile,
+                   adversary=training_adversary(config))
     rows = result.metrics()
     if rows:
         last = rows[-1]

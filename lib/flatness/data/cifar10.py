@@ -2,9 +2,9 @@
 
 The location (``--data``, else ``$FLATNESS_DATA``, else torchvision's cache folder) is one of:
 an image-folder tree's ``.tar.gz``, the extracted tree, or a folder holding (or receiving by
-download) the official archive. Decoded arrays are cached in ``<cache>/data`` under a key that
-changes whenever the copy changes; the cache file is written atomically, after a successful
-decode, so a failure never leaves a half-written cache behind.
+download) the official archive. Decoded arrays are stored in ``<cache>/data`` under a store key
+(:func:`flatness.store.key_of`) that changes whenever the copy changes; the file is written
+atomically, after a successful decode, so a failure never leaves a half-written cache behind.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from flatness.data import imagefolder, official
 from flatness.data.arrays import CIFAR10_CLASSES, ArrayDataset
 from flatness.errors import FlatnessError
 from flatness.io import atomic_path
-from flatness.paths import cache_subdir, default_data_location
-
-CACHE_FORMAT = 1  # bump when the decoded content or the cache layout changes
+from flatness.paths import default_data_location
+from flatness.store import entry_path, key_of
 
 
 def load_cifar10(data: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
@@ -49,8 +48,8 @@ def load_cifar10(data: str | os.PathLike | None = None) -> tuple[ArrayDataset, A
 
 
 def _cache_file(kind: str, key: str) -> Path:
-    """Where the decoded arrays of one data copy are cached."""
-    return cache_subdir("data") / f"cifar10-v{CACHE_FORMAT}-{kind}-{key}.npz"
+    """Where the decoded arrays of one data copy are stored (a store key of the copy)."""
+    return entry_path("data", f"cifar10-{kind}-{key_of({'kind': kind, 'copy': key})}", ".npz")
 
 
 def _resolve(data: str | os.PathLike | None) -> tuple[Path, bool]:

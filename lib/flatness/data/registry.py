@@ -1,25 +1,22 @@
-"""Datasets by name: ``cifar10`` built in; derived sets (``d_r``, ``d_nr``, ...) register here."""
+"""Datasets by name: ``cifar10`` built in, derived sets (``d_r@cpu`` ...) read once built.
+
+The data layer only loads: a derived dataset is built by the study's job or the
+``robust-datasets`` command (:mod:`flatness.robust`), then read here by its name.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 
 from flatness.data.arrays import ArrayDataset
 from flatness.data.cifar10 import load_cifar10
+from flatness.data.derived import load_derived
 from flatness.errors import FlatnessError
 
 Loader = Callable[[str | None], tuple[ArrayDataset, ArrayDataset]]
 _LOADERS: dict[str, Loader] = {"cifar10": load_cifar10}
-# families of names "<kind>@<label>": the loader is made from the label on first use
-_FAMILIES: dict[str, Callable[[str], Loader]] = {}
-_DERIVED = "flatness.robust"  # registers d_r, d_nr, d_rand, d_det; imported at first lookup
-
-
-def _register_derived() -> None:
-    """Import the derived-dataset package (lazily: it depends on the training engine)."""
-    importlib.import_module(_DERIVED)
+DERIVED_PATTERN = "<kind>@<scale>"  # a built derived dataset, e.g. d_r@cpu
 
 
 def register_dataset(name: str, loader: Loader) -> None:
@@ -27,27 +24,19 @@ def register_dataset(name: str, loader: Loader) -> None:
     _LOADERS[name] = loader
 
 
-def register_family(kind: str, factory: Callable[[str], Loader]) -> None:
-    """Make ``load_dataset(f"{kind}@{label}", data)`` call ``factory(label)(data)``."""
-    _FAMILIES[kind] = factory
-
-
 def known_datasets() -> tuple[str, ...]:
-    """The registered dataset names and families (``d_r@<scale>``), sorted."""
-    _register_derived()
-    return tuple(sorted([*_LOADERS, *(f"{kind}@<scale>" for kind in _FAMILIES)]))
+    """The registered dataset names and the pattern of built derived ones, sorted."""
+    return tuple(sorted([*_LOADERS, DERIVED_PATTERN]))
 
 
 def load_dataset(name: str = "cifar10",
                  data: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) sets of dataset ``name``; ``data`` is the CIFAR-10 location."""
-    _register_derived()
-    kind, at, label = name.partition("@")
+    location = None if data is None else os.fspath(data)
     if name in _LOADERS:
-        loader = _LOADERS[name]
-    elif at and kind in _FAMILIES:
-        loader = _FAMILIES[kind](label)
-    else:
-        raise FlatnessError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
-    return loader(None if data is None else os.fspath(data))
+        return _LOADERS[name](location)
+    kind, at, label = name.partition("@")
+    if at and kind and label:
+        return load_derived(name, location)
+    raise FlatnessError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}"
+                        " (a derived dataset names its scale: d_r@cpu)")

@@ -5,12 +5,12 @@
 - ``d_rand`` / ``d_det``: a standard model's targeted L2 adversarial examples relabelled with
   the target, random (``d_rand``) or ``(y + 1) mod 10`` (``d_det``).
 
-:func:`build_dataset` builds or reuses one (cached artifact); the training engine finds them by
-name (``d_r``, ``d_r@cpu``, ...) through :func:`flatness.data.load_dataset`.
+:func:`build_dataset` builds or reuses one (a store artifact) and registers its name
+(``d_r@cpu``, :func:`dataset_name`), by which :func:`flatness.data.load_dataset` reads it.
 """
 
-from flatness.robust.artifacts import DatasetArtifact, artifact_path, read_artifact
-from flatness.robust.build import Built, build_all, build_dataset, model_config
+from flatness.data.derived import DatasetArtifact, artifact_path, read_artifact
+from flatness.robust.build import Built, build_all, build_dataset, dataset_name, model_config
 from flatness.robust.construct import (
     invert_representation,
     next_class_targets,
@@ -20,11 +20,10 @@ from flatness.robust.construct import (
     targeted_relabel,
 )
 from flatness.robust.params import KINDS, RobustParams
-from flatness.robust.registry import default_scale, load_robust_dataset, set_default_scale
 
 __all__ = [
     "KINDS", "Built", "DatasetArtifact", "RobustParams", "artifact_path", "build_all",
-    "build_dataset", "default_scale", "invert_representation", "load_robust_dataset",
-    "model_config", "next_class_targets", "random_targets", "read_artifact",
-    "representation_distance", "set_default_scale", "start_images", "targeted_relabel",
+    "build_dataset", "dataset_name", "invert_representation", "model_config",
+    "next_class_targets", "random_targets", "read_artifact", "representation_distance",
+    "start_images", "targeted_relabel",
 ]

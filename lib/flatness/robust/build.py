@@ -17,24 +17,33 @@ from typing import Any
 import numpy as np
 import torch
 
+from flatness.attacks import training_adversary
 from flatness.data import ArrayDataset, images_to_tensor, load_cifar10
+from flatness.data.derived import (
+    DatasetArtifact,
+    artifact_path,
+    derived_source,
+    quantise,
+    read_artifact,
+    register_name,
+    save_artifact,
+)
 from flatness.device import resolve_device
 from flatness.provenance import provenance
 from flatness.robust import construct
-from flatness.robust.artifacts import (
-    FORMAT,
-    DatasetArtifact,
-    artifact_path,
-    quantise,
-    read_artifact,
-    save_artifact,
+from flatness.robust.params import (
+    INVERSION_KINDS,
+    KINDS,
+    RobustParams,
+    dataset_key,
+    dataset_scale_label,
 )
-from flatness.robust.params import INVERSION_KINDS, KINDS, RobustParams, dataset_key
 from flatness.scales import Scale, get_scale
+from flatness.store import STORE_VERSION
 from flatness.training import TrainConfig, train
 
 
-def model_config(params: RobustParams, robust: bool) -> TrainConfig:
+def model_config(params: RobustParams, robust: bool, precision: str = "auto") -> TrainConfig:
     """The training run of the robust (L2 PGD adversarial training) or standard source model."""
     adv = dict(adv_norm="l2", adv_eps=params.adv_eps, adv_steps=params.adv_steps,
                adv_step_size=params.adv_step_size) if robust else {}
@@ -44,7 +53,7 @@ def model_config(params: RobustParams, robust: bool) -> TrainConfig:
         eval_subset=params.eval_subset, epochs=params.model_epochs, lr=params.lr,
         decay_epochs=params.decay_epochs, momentum=params.momentum,
         weight_decay=params.weight_decay, batch_size=params.batch_size, seed=params.seed,
-        **adv,
+        precision=precision, **adv,
     )
 
 
@@ -70,28 +79,30 @@ class Built:
                 cifar_test)
 
 
-def derived_source(kind: str, key: str, data_copy: str) -> str:
-    """The ``source`` string of a derived dataset (it names the training runs made on it)."""
-    return f"{kind}:{key} from {data_copy}"
-
-
 def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.PathLike | None = None,
                   device: str | torch.device | None = None, force: bool = False,
-                  **overrides: Any) -> Built:
-    """Dataset ``kind`` at ``scale``: read from the cache, else build it (and its models)."""
+                  precision: str | None = None, **overrides: Any) -> Built:
+    """Dataset ``kind`` at ``scale``: read from the store, else build it (and its models).
+
+    The source models train at ``precision`` (default: the scale's), resolved on ``device``.
+    Without ``overrides`` the dataset is registered under its name (``d_r@cpu``), which is how
+    :func:`flatness.data.load_dataset` and the training runs on it find it.
+    """
     scale = get_scale(scale)
     params = RobustParams.from_scale(scale, **overrides)
     params.relevant(kind)  # unknown kind: clear error before any work
     train_set, _ = load_cifar10(data)
-    config = model_config(params, uses_robust_model(kind))
+    dev = resolve_device(device)
+    config = model_config(params, uses_robust_model(kind),
+                          precision or scale.precision).resolved(dev)
     key = dataset_key(kind, params, config.run_name(train_set.source), train_set.source)
     path = artifact_path(kind, key)
     if not force and (artifact := read_artifact(path)) is not None:
-        return Built(kind, key, artifact, built=False)
+        return _registered(Built(kind, key, artifact, built=False), scale, train_set.source,
+                           overrides)
 
-    dev = resolve_device(device)
     started = time.perf_counter()
-    run = train(config, data=data, device=dev)
+    run = train(config, data=data, device=dev, adversary=training_adversary(config))
     model_time = time.perf_counter() - started
     model = run.load_model(device=dev)
     subset = train_set.subset(params.size, params.seed)
@@ -125,7 +136,8 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     else:
         extra["relabelled_fraction_changed"] = float((labels != y).float().mean())
     prov = provenance(
-        dev, format=FORMAT, kind=kind, key=key, scale=scale.name, params=params.to_dict(),
+        dev, store=STORE_VERSION, kind=kind, key=key, scale=scale.name, params=params.to_dict(),
+        precision=config.precision,
         source_run=run.dir.name, source_model_robust=uses_robust_model(kind),
         data_copy=train_set.source, images=len(labels_np), construction_s=round(seconds, 3),
         images_per_s=round(len(labels_np) / max(seconds, 1e-9), 2),
@@ -135,7 +147,20 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     )
     artifact = DatasetArtifact(quantised, labels_np.astype(np.int64), subset.classes, prov)
     save_artifact(path, artifact)
-    return Built(kind, key, artifact, built=True)
+    return _registered(Built(kind, key, artifact, built=True), scale, train_set.source, overrides)
+
+
+def dataset_name(kind: str, scale: Scale) -> str:
+    """The name training configurations use for dataset ``kind`` of ``scale``: ``d_r@cpu``."""
+    return f"{kind}@{dataset_scale_label(scale)}"
+
+
+def _registered(built: Built, scale: Scale, data_source: str,
+                overrides: dict[str, Any]) -> Built:
+    """``built``, registered under its name unless ``overrides`` made it nameless."""
+    if not overrides:
+        register_name(dataset_name(built.kind, scale), data_source, built.kind, built.key)
+    return built
 
 
 def build_all(scale: str | Scale, kinds: tuple[str, ...] = KINDS, **kwargs: Any) -> list[Built]:

@@ -10,13 +10,12 @@ A scale sets the sizes (its ``robust_*`` fields); the source models use its surr
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.scales import ModelSpec, Scale, get_scale, scale_from_label, scale_label
+from flatness.store import key_of
 
 KINDS: tuple[str, ...] = ("d_r", "d_nr", "d_rand", "d_det")
 INVERSION_KINDS = ("d_r", "d_nr")  # representation inversion (robust / standard model)
@@ -128,7 +127,6 @@ def dataset_scale_label(scale: Scale) -> str:
 
 
 def dataset_key(kind: str, params: RobustParams, model_run: str, data_source: str) -> str:
-    """A short hash of what the dataset depends on: its parameters, model run and data copy."""
-    payload = json.dumps({"params": params.relevant(kind), "model_run": model_run,
-                          "data_source": data_source}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    """The store key of what the dataset depends on: its parameters, model run and data copy."""
+    return key_of({"params": params.relevant(kind), "model_run": model_run,
+                   "data_source": data_source})

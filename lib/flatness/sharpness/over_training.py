@@ -1,16 +1,15 @@
 """Sharpness over training: Hessian metrics at chosen epochs of a run, from its checkpoints.
 
-Each epoch's metrics are cached in the run directory
-(``<run>/sharpness/<settings-key>/epoch_NNNN.json``, keyed by a hash of every setting that
-changes the numbers), so asking again, or for more epochs, computes only what is missing; the
-assembled curve is a versioned ``sharpness`` result. The images are the first ``n_images`` of a
-seeded class-balanced subset of the run's own training images (its ``train_subset``).
+Each epoch's metrics are store entries in the run directory
+(``<run>/sharpness/<settings-key>/epoch_NNNN.json``, keyed by :func:`flatness.store.key_of`
+every setting that changes the numbers), so asking again, or for more epochs, computes only
+what is missing; the assembled curve is a versioned ``sharpness`` result. The images are the
+first ``n_images`` of a seeded class-balanced subset of the run's own training images (its
+``train_subset``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -21,12 +20,11 @@ import torch
 
 from flatness.device import resolve_device
 from flatness.errors import FlatnessError
-from flatness.io import to_jsonable, write_json
+from flatness.io import to_jsonable
 from flatness.provenance import provenance
 from flatness.results import Result, write_result
 from flatness.sharpness.metrics import as_images, hessian_metrics
-
-CACHE_VERSION = 1
+from flatness.store import get_or_compute, key_of, write_entry
 
 
 def _open_run(run: Any):
@@ -36,9 +34,8 @@ def _open_run(run: Any):
 
 
 def settings_key(settings: dict[str, Any]) -> str:
-    """A short hash of the settings that determine the metrics (device excluded)."""
-    text = json.dumps(to_jsonable({"v": CACHE_VERSION, **settings}), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """The store key of the settings that determine the metrics (device excluded)."""
+    return key_of(settings)
 
 
 def default_result_path(run: Any, settings: dict[str, Any]) -> Path:
@@ -103,19 +100,23 @@ def sharpness_over_training(run: Any, epochs: Sequence[int], *, engine: str = "f
     config = run.config
     images = labels = None
     per_epoch = []
-    for epoch in epochs:
-        path = cache / f"epoch_{epoch:04d}.json"
-        if path.is_file() and not recompute:
-            per_epoch.append(json.loads(path.read_text()))
-            continue
+
+    def measure(epoch: int) -> dict[str, Any]:
+        nonlocal images, labels
         if images is None:  # decode the data only when something must be computed
             images, labels = run_images(run, n_images, seed, data)
         model = run.load_model(epoch, dev)
         metrics = hessian_metrics(model, images, labels, engine=engine, batch_size=batch_size,
                                   seed=seed, device=dev, **metric_kwargs)
-        metrics = to_jsonable({"epoch": epoch, **metrics})
-        write_json(path, metrics)
-        per_epoch.append(metrics)
+        return to_jsonable({"epoch": epoch, **metrics})
+
+    for epoch in epochs:
+        path = cache / f"epoch_{epoch:04d}.json"
+        inputs = {"settings": settings, "epoch": epoch}
+        if recompute:
+            per_epoch.append(write_entry(path, measure(epoch), inputs))
+        else:
+            per_epoch.append(get_or_compute(path, lambda e=epoch: measure(e), inputs))
     data_block = {
         "epochs": list(epochs),
         "top_eigenvalue": [m["eigenvalues"][0] for m in per_epoch],

@@ -5,11 +5,13 @@ the committed result (``results/<scale>/<chapter>.json``) when it was made with 
 parameters and still describes what the code computes (same scale definition, same jobs: see
 :func:`staleness`), a cached result, or a freshly computed one (always when ``recompute=True``).
 Every result records the parameters, the scale, the seeds, the data copy and the provenance
-(commit, device, wall time of all jobs involved), which the book shows beside each figure.
+(commit, device and its kind, the resolved precision, wall time of all jobs involved), which
+the book shows beside each figure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -19,11 +21,12 @@ from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable
-from flatness.paths import cache_subdir, repo_root
+from flatness.paths import repo_root
 from flatness.provenance import code_commit, provenance
 from flatness.results import Result, read_result, write_result
 from flatness.scales import Scale, get_scale
-from flatness.study.context import StudyContext, StudySpec, short_hash
+from flatness.store import entry_path, key_of, locked
+from flatness.study.context import StudyContext, StudySpec, device_kind
 from flatness.study.executors import closure, run_jobs
 from flatness.study.jobs import Job
 
@@ -74,7 +77,17 @@ PUBLISHED_SCALES = ("paper", "gpu", "cpu")
 def jobs_hash(spec: StudySpec, jobs: list[Job]) -> str:
     """One hash of what ``jobs`` compute at ``spec``'s scale (each job with, recursively, the
     jobs it reads; :meth:`Job.inputs_hash`), independent of their order and of the data copy."""
-    return short_hash(sorted(job.inputs_hash(spec) for job in jobs))
+    return key_of(sorted(job.inputs_hash(spec) for job in jobs))
+
+
+def recorded_spec(scale: Scale, result: Result) -> StudySpec:
+    """The spec ``result`` was planned with: ``scale`` on the device kind it records, ``auto``
+    read as the precision it records (so a result made in fp32 on a CPU still describes what
+    the code computes where ``auto`` would mean bf16). Results without them: this machine."""
+    prov = result.provenance
+    if scale.precision == "auto" and prov.get("precision"):
+        scale = dataclasses.replace(scale, precision=prov["precision"])
+    return StudySpec(scale, device=prov.get("device_kind"))
 
 
 def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
@@ -89,12 +102,12 @@ def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
     if version != current.summary_version:
         return (f"its summary has version {version} of the chapter's format, the code "
                 f"writes version {current.summary_version}")
+    spec = recorded_spec(scale, result)
     stored = result.config.get("scale")
-    if stored is not None and stored != to_jsonable(scale.to_dict()):
+    if stored is not None and stored != to_jsonable(spec.scale.to_dict()):
         return f"the {scale.name} scale was redefined since it was computed"
     stored_jobs = result.config.get("jobs_hash")
     if stored_jobs is not None:
-        spec = StudySpec(scale)
         try:
             planned = current.jobs(spec, result.config.get("params", {}))
         except (FlatnessError, KeyError, TypeError, ValueError) as exc:
@@ -137,25 +150,34 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     ``publish=True`` also writes the computed result to ``results/<scale>/`` (what the
     ``chapter`` command does on a GPU box before the files are committed).
     """
-    spec = StudySpec.create(resolve_scale(chapter.name, scale), data, device)
+    definition = get_scale(resolve_scale(chapter.name, scale))  # precision unresolved
+    spec = StudySpec.create(definition, data, device)
     explicit = to_jsonable({k: v for k, v in (params or {}).items() if v is not None})
     params = chapter.parameters(spec.scale, params)
     committed = committed_path(chapter.name, spec.scale.name)
     if not recompute:
-        result = committed_result(chapter.name, spec.scale)
+        result = committed_result(chapter.name, definition)
         if result is not None and _matches(result, explicit):
             return result
     ctx = spec.open()
     # the code commit is part of the key: a changed summary is recomputed (its jobs are cached)
-    key = short_hash({"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
-                      "data": ctx.data_source, "code": code_commit()})
-    cached = cache_subdir(f"results/{spec.scale.name}") / f"{chapter.name}-{key}.json"
-    if not recompute and cached.is_file():
-        result = read_result(cached, kind=RESULT_KIND)
-        if publish:  # computed by another process (a second worker, an earlier run)
-            write_result(committed, result)
-        return result
+    key = key_of({"chapter": chapter.name, "params": params, "scale": spec.scale.to_dict(),
+                  "data": ctx.data_source, "code": code_commit()})
+    cached = entry_path(f"results/{spec.scale.name}", f"{chapter.name}-{key}")
+    with locked(cached):  # a second process asking for the same result waits, then reads it
+        if not recompute and cached.is_file():
+            result = read_result(cached, kind=RESULT_KIND)
+        else:
+            result = _compute(chapter, spec, ctx, params, executor, address)
+            write_result(cached, result)
+    if publish:
+        write_result(committed, result)
+    return result
 
+
+def _compute(chapter: Chapter, spec: StudySpec, ctx: StudyContext, params: dict[str, Any],
+             executor: str, address: str | None) -> Result:
+    """Run the chapter's jobs and summarise them into a result with its provenance."""
     started = time.perf_counter()
     jobs = chapter.jobs(spec, params)
     outputs = run_jobs(jobs, spec, executor=executor, address=address)
@@ -171,11 +193,10 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
         data_copy=ctx.data_source,
         provenance=provenance(ctx.device, wall_time_s=round(time.perf_counter() - started, 1),
                               compute_time_s=round(_compute_time(every_job, outputs), 1),
-                              jobs=len(every_job), executor=executor),
+                              jobs=len(every_job), executor=executor,
+                              precision=spec.scale.precision,
+                              device_kind=device_kind(spec.device)),
     )
-    write_result(cached, result)
-    if publish:
-        write_result(committed, result)
     return result
 
 

@@ -1,16 +1,17 @@
 """What every job of the study shares: the scale, the data copy, the device, the target zoo and
 the fixed selection of attack images.
 
-A :class:`StudySpec` is small and picklable (it travels to Ray workers); :meth:`StudySpec.open`
-turns it into a :class:`StudyContext`, which loads data and models lazily and keeps them for
-the jobs that run in the same process.
+A :class:`StudySpec` is small and picklable (it travels to Ray workers); its scale's precision
+is resolved when it is made (``auto`` becomes what runs on its device kind, see
+:func:`flatness.precision.resolve_precision`), so every job it plans names what actually runs.
+:meth:`StudySpec.open` turns it into a :class:`StudyContext`, which loads data and models
+lazily and keeps them for the jobs that run in the same process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,28 +19,38 @@ from typing import Any
 import torch
 from torch import nn
 
+from flatness.attacks import training_adversary
 from flatness.data import images_to_tensor, load_dataset
 from flatness.device import resolve_device
-from flatness.io import write_json
-from flatness.paths import cache_subdir
+from flatness.precision import resolve_precision
 from flatness.scales import ModelSpec, Scale, get_scale
+from flatness.store import entry_path, get_or_compute, key_of
+from flatness.study.targets import target_configs, target_name
 from flatness.training import Run, TrainConfig, train
 
 
-def short_hash(payload: Any) -> str:
-    """A 16-hex-digit hash of a JSON-able payload (job and cache keys)."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def device_kind(device: str | None) -> str:
+    """``"cuda"`` or ``"cpu"``: the kind of ``device`` (None: CUDA when available)."""
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device).split(":")[0]
 
 
 @dataclass(frozen=True)
 class StudySpec:
-    """Where and at which scale the study runs (picklable, hashable)."""
+    """Where and at which scale the study runs (picklable, hashable); the scale's precision
+    is resolved on the device's kind (plan time)."""
 
     scale: Scale
     data: str | None = None
     device: str | None = None
     runs_out: str | None = None
+
+    def __post_init__(self) -> None:
+        precision = resolve_precision(self.scale.precision, device_kind(self.device))
+        if precision != self.scale.precision:
+            object.__setattr__(self, "scale", dataclasses.replace(self.scale,
+                                                                  precision=precision))
 
     @classmethod
     def create(cls, scale: str | Scale, data: str | os.PathLike | None = None,
@@ -79,14 +90,13 @@ class StudyContext:
 
     def train(self, config: TrainConfig) -> Run:
         """Train ``config`` or reuse its finished run."""
-        return train(config, data=self.spec.data, device=self.device, out=self.spec.runs_out)
+        return train(config, data=self.spec.data, device=self.device, out=self.spec.runs_out,
+                     adversary=training_adversary(config))
 
     # -- targets ----------------------------------------------------------------------------
     def target_configs(self, dataset: str = "cifar10",
                        specs: tuple[ModelSpec, ...] | None = None) -> list[TrainConfig]:
         """The target zoo: the scale's target architectures with the target recipe."""
-        from flatness.attacks.zoo import target_configs
-
         return target_configs(self.scale, dataset, specs)
 
     def targets(self, dataset: str = "cifar10", specs: tuple[ModelSpec, ...] | None = None
@@ -95,8 +105,6 @@ class StudyContext:
         specs = self.scale.targets if specs is None else specs
         key = (dataset, specs)
         if key not in self._targets:
-            from flatness.attacks.zoo import target_name
-
             configs = self.target_configs(dataset, specs)
             runs = [self.train(c) for c in configs]
             models = [run.load_model(device=self.device) for run in runs]
@@ -119,16 +127,16 @@ class StudyContext:
         _, test = self.cifar10
         specs = self.scale.targets if specs is None else specs
         runs = self._target_runs[(dataset, specs)]  # loaded with the targets just above
-        key = short_hash({"targets": runs, "n": n, "seed": seed, "data": self.data_source})
-        path = cache_subdir("attack_sets") / f"{key}.json"
-        if path.is_file():
-            indices = torch.tensor(json.loads(path.read_text())["indices"], dtype=torch.long)
-        else:
+        inputs = {"targets": runs, "n": n, "seed": seed, "data": self.data_source}
+
+        def select() -> dict[str, Any]:
             x_all = images_to_tensor(test.images)
             y_all = torch.from_numpy(test.labels)
-            available = min(n, len(y_all))
-            indices = select_correct(models, x_all, y_all, available, seed)
-            write_json(path, {"indices": indices.tolist(), "targets": names, "runs": runs})
+            chosen = select_correct(models, x_all, y_all, min(n, len(y_all)), seed)
+            return {"indices": chosen.tolist(), "targets": names, "runs": runs}
+
+        entry = get_or_compute(entry_path("attack_sets", key_of(inputs)), select, inputs)
+        indices = torch.tensor(entry["indices"], dtype=torch.long)
         x = images_to_tensor(test.images[indices.numpy()])
         y = torch.from_numpy(test.labels[indices.numpy()])
         return x.contiguous(), y

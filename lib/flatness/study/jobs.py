@@ -2,7 +2,8 @@
 
 A job is a frozen dataclass: it names the jobs it depends on (:meth:`Job.deps`), has a key
 derived from its fields (:meth:`Job.key`), and :meth:`Job.run` computes its small JSON output
-or returns the cached one. Running a job twice costs nothing the second time, so the same
+or returns the stored one (an entry of :mod:`flatness.store`, keyed by the job, what it reads
+and the data copy). Running a job twice costs nothing the second time, so the same
 graph runs in-process, on Ray workers sharing a cache directory, or resumes after a crash.
 
 Kinds of jobs: :class:`TrainJob` (a model), :class:`TransferJob` (success rate of a surrogate's
@@ -16,19 +17,19 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from filelock import FileLock
 
 from flatness.data import images_to_tensor
+from flatness.data.derived import derived_source, register_name
 from flatness.io import save_torch, write_json
-from flatness.paths import cache_subdir
-from flatness.precision import DEFAULT_PRECISION, without_default_precision
-from flatness.robust.build import derived_source
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
-from flatness.study.context import StudyContext, StudySpec, short_hash
+from flatness.store import entry_path, get_or_compute, key_of, read_entry
+from flatness.study.context import StudyContext, StudySpec
+from flatness.study.targets import target_configs
 from flatness.training import TrainConfig
 from flatness.training.runs import Run, runs_root
 
@@ -43,12 +44,11 @@ class Job:
         return ()
 
     def _identity(self) -> dict[str, Any]:
-        """What names the job: its kind and fields (a default precision left out, so that jobs
-        named before the option existed keep their keys: see :mod:`flatness.precision`)."""
-        return {"kind": self.kind, **without_default_precision(dataclasses.asdict(self))}
+        """What names the job: its kind and fields."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
 
     def key(self) -> str:
-        return f"{self.kind}-{short_hash(self._identity())}"
+        return f"{self.kind}-{key_of(self._identity())}"
 
     @property
     def label(self) -> str:
@@ -56,7 +56,7 @@ class Job:
 
     def work_key(self) -> str:
         """The job without its seeds: jobs that differ only by seed do the same work (cost)."""
-        return f"{self.kind}-{short_hash(_without_seeds(self._identity()))}"
+        return f"{self.kind}-{key_of(_without_seeds(self._identity()))}"
 
     def inputs_hash(self, spec: StudySpec) -> str:
         """A hash of this job and, recursively, of every job it reads at ``spec``'s scale.
@@ -65,36 +65,36 @@ class Job:
         (the target zoo's recipe, a derived dataset's definition) enters through its
         dependencies, so a retuned scale never serves an output computed from other inputs.
         """
-        return short_hash({"key": self.key(),
-                           "deps": [dep.inputs_hash(spec) for dep in self.deps(spec)]})
+        return key_of({"key": self.key(),
+                       "deps": [dep.inputs_hash(spec) for dep in self.deps(spec)]})
 
-    def output_path(self, ctx: StudyContext):
-        """The cached output: named by the job, its resolved inputs and the CIFAR-10 copy."""
-        folder = cache_subdir(f"jobs/{self.kind}")
-        inputs = short_hash({"inputs": self.inputs_hash(ctx.spec), "data": ctx.data_source})
-        return folder / f"{self.key()}-{inputs}.json"
+    def _output_inputs(self, ctx: StudyContext) -> dict[str, Any]:
+        """What the stored output is keyed by: the job's resolved inputs and the data copy."""
+        return {"inputs": self.inputs_hash(ctx.spec), "data": ctx.data_source}
+
+    def output_path(self, ctx: StudyContext) -> Path:
+        """The stored output: named by the job, its resolved inputs and the CIFAR-10 copy."""
+        return entry_path(f"jobs/{self.kind}",
+                          f"{self.key()}-{key_of(self._output_inputs(ctx))}")
 
     def cached_output(self, ctx: StudyContext) -> dict[str, Any] | None:
-        """The output if it is cached, else None (computes nothing)."""
-        path = self.output_path(ctx)
-        return json.loads(path.read_text()) if path.is_file() else None
+        """The output if it is stored, else None (computes nothing)."""
+        return read_entry(self.output_path(ctx))
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         """The compute time this job's ``output`` records, in seconds."""
         return float(output.get("wall_time_s") or 0.0)
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:
-        path = self.output_path(ctx)
-        if path.is_file():
-            return json.loads(path.read_text())
-        with FileLock(str(path) + ".lock"):  # another process may be computing it
-            if path.is_file():
-                return json.loads(path.read_text())
+        """The stored output, else computed once (another process computing it is waited for)."""
+        def timed() -> dict[str, Any]:
             start = time.perf_counter()
             output = self.compute(ctx)
             output["wall_time_s"] = round(time.perf_counter() - start, 3)
-            write_json(path, output)
-        return output
+            return output
+
+        return get_or_compute(self.output_path(ctx), timed,
+                              {"job": self._identity(), **self._output_inputs(ctx)})
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         raise NotImplementedError
@@ -109,7 +109,7 @@ def recipe(config: TrainConfig) -> str:
     schedule = f"lr/{1 / config.decay_factor:g} at {decays}" if decays else "constant lr"
     adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
            if config.adv_eps > 0 else "")
-    precision = "" if config.precision == DEFAULT_PRECISION else f" {config.precision}"
+    precision = " bf16" if config.precision == "bf16" else ""
     return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}{precision}"
 
 
@@ -153,7 +153,8 @@ class TrainJob(Job):
             if built is None:
                 return None
             source = derived_source(built["kind"], built["artifact_key"], ctx.data_source)
-        run = Run(runs_root(ctx.spec.runs_out) / self.config.run_name(source))
+        config = self.config.resolved(ctx.device)
+        run = Run(runs_root(ctx.spec.runs_out) / config.run_name(source))
         if run.status.get("status") != "complete":
             return None
         return {"run": str(run.dir), "run_id": run.info["run_id"], "provenance": run.provenance}
@@ -166,8 +167,9 @@ class TrainJob(Job):
 class DatasetJob(Job):
     """Build (or reuse) a derived dataset such as ``"d_r@cpu"``; output: its provenance.
 
-    The dataset is built exactly as ``load_dataset(name)`` would build it on demand: with the
-    *named* scale's parameters, so training runs that read the name find this artifact.
+    The dataset is built with the *named* scale's parameters and registered under its name,
+    which training runs read through ``load_dataset(name)``; its source models train at the
+    study's resolved precision, an input of the job (:meth:`inputs_hash`).
     """
 
     dataset: str
@@ -182,11 +184,22 @@ class DatasetJob(Job):
         """Keyed by what builds the dataset (the scale's robust parameters), not only its name:
         a retuned scale builds other datasets, a retuned target zoo does not."""
         params = RobustParams.from_scale(self.kind_and_scale()[1]).to_dict()
-        return f"{self.kind}-{short_hash({'dataset': self.dataset, 'params': params})}"
+        return f"{self.kind}-{key_of({'dataset': self.dataset, 'params': params})}"
+
+    def inputs_hash(self, spec: StudySpec) -> str:
+        """The job and the precision its source models train at (the study's, resolved)."""
+        return key_of({"key": self.key(), "precision": spec.scale.precision})
 
     @property
     def label(self) -> str:
         return f"dataset {self.dataset}"
+
+    def run(self, ctx: StudyContext) -> dict[str, Any]:
+        """The stored output, its name pointing at its artifact again (another precision may
+        have built the name since), so the training runs that read the name read this one."""
+        output = super().run(ctx)
+        register_name(self.dataset, ctx.data_source, output["kind"], output["artifact_key"])
+        return output
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         """The construction alone (the job's own wall time is near zero when
@@ -197,19 +210,15 @@ class DatasetJob(Job):
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         import numpy as np
 
-        from flatness.robust import build_dataset, model_config
-        from flatness.robust.build import uses_robust_model
+        from flatness.robust import build_dataset
         from flatness.robust.params import INVERSION_KINDS
 
         kind, scale = self.kind_and_scale()
-        built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device)
+        built = build_dataset(kind, scale, data=ctx.spec.data, device=ctx.device,
+                              precision=ctx.scale.precision)
         prov = built.artifact.provenance
-        from flatness.training import train
-
-        # the source model run build_dataset trained (cached: this only reads its metrics)
-        source = train(model_config(RobustParams.from_scale(scale), uses_robust_model(kind)),
-                       data=ctx.spec.data, device=ctx.device)
-        metrics = source.metrics()
+        # the source model run build_dataset trained (its metrics only)
+        metrics = Run(runs_root() / prov["source_run"]).metrics()
         return {
             "dataset": self.dataset,
             "kind": kind,
@@ -228,6 +237,7 @@ class DatasetJob(Job):
             "relabelled_fraction_changed": prov.get("relabelled_fraction_changed"),
             "params": prov.get("params"),
             "built_device": prov.get("device"),
+            "precision": prov.get("precision"),
         }
 
 
@@ -334,8 +344,6 @@ class TransferJob(Job):
                 f"{tech}{' lgv' if self.lgv else ''} -> {self.target_dataset}")
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
-        from flatness.attacks.zoo import target_configs
-
         targets = target_configs(spec.scale, self.target_dataset, self.target_specs)
         return (TrainJob(self.surrogate), *(TrainJob(c) for c in targets),
                 *(self.lgv,) * (self.lgv is not None))

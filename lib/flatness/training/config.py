@@ -1,4 +1,4 @@
-"""A training run's full configuration; its hash identifies the run.
+"""A training run's full configuration; its store key identifies the run.
 
 Everything that changes the trained weights is a field here (architecture, data subset,
 recipe, minimizer and its hyper-parameters, seed, adversarial-training settings). Execution
@@ -10,16 +10,15 @@ configuration reuses the finished run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flatness.errors import FlatnessError
-from flatness.precision import DEFAULT_PRECISION, precision_problem, without_default_precision
-from flatness.scales import ModelSpec, Scale
+from flatness.precision import DEFAULT_PRECISION, precision_problem, resolve_precision
+from flatness.store import key_of
 
-CONFIG_VERSION = 1
+if TYPE_CHECKING:  # a scale is read by its fields: training does not depend on the study design
+    from flatness.scales import ModelSpec, Scale
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,8 @@ class TrainConfig:
     adv_eps: float = 0.0
     adv_steps: int = 0
     adv_step_size: float = 0.0
-    precision: str = DEFAULT_PRECISION  # autocast: auto (bf16 on CUDA, fp32 on CPU), bf16, fp32
+    # autocast: auto (bf16 on CUDA, fp32 on CPU; resolved before the run is named), bf16, fp32
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,8 +81,14 @@ class TrainConfig:
 
     # -- identity ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The fields, less a default precision (runs named before it existed keep their ids)."""
-        return without_default_precision(dataclasses.asdict(self))
+        """Every field (the run's identity, precision included)."""
+        return dataclasses.asdict(self)
+
+    def resolved(self, device: Any) -> TrainConfig:
+        """This configuration with its precision resolved to what runs on ``device``."""
+        precision = resolve_precision(self.precision, device)
+        return self if precision == self.precision else dataclasses.replace(self,
+                                                                            precision=precision)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -100,12 +106,12 @@ class TrainConfig:
         return cls(**values)
 
     def run_id(self, data_source: str) -> str:
-        """A short hash of the configuration and the data copy it trains on."""
-        payload = json.dumps(
-            {"config": self.to_dict(), "data_source": data_source, "version": CONFIG_VERSION},
-            sort_keys=True, default=str,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        """The store key of the configuration and the data copy it trains on; only a resolved
+        precision names a run (``auto`` would name fp32 and bf16 weights alike)."""
+        if self.precision == DEFAULT_PRECISION:
+            raise FlatnessError("a run is named by its resolved precision: call "
+                                "config.resolved(device) before naming it")
+        return key_of({"config": self.to_dict(), "data_source": data_source})
 
     def run_name(self, data_source: str) -> str:
         """Directory name: readable prefix plus the configuration hash."""

@@ -7,6 +7,9 @@ minimizers plug in through the closure-based step API of :mod:`flatness.minimize
 
 Runs are resumable bit for bit: after every epoch the model, the minimizer (base optimizer
 included), the device random generator and the metrics are saved atomically to ``resume.pt``.
+
+Adversarial training takes its adversary from the caller (:data:`Adversary`, e.g.
+:func:`flatness.attacks.training_adversary`): training does not depend on the attacks.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -29,11 +31,14 @@ from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
-from flatness.precision import uses_bf16
 from flatness.progress import tqdm_disable
 from flatness.provenance import provenance
+from flatness.store import locked
 from flatness.training.config import TrainConfig
 from flatness.training.runs import Run, runs_root
+
+#: Crafts training inputs: ``adversary(model, x, y, generator)`` (model in eval mode).
+Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def train(
@@ -45,30 +50,38 @@ def train(
     compile: bool = False,
     until_epoch: int | None = None,
     progress: bool | None = None,
+    adversary: Adversary | None = None,
 ) -> Run:
     """Train ``config`` (or reuse its finished run) and return the run.
 
+    The run is named by ``config`` with its precision resolved on ``device``.
     ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
-    ``progress=None`` shows a progress bar only on a terminal.
+    ``progress=None`` shows a progress bar only on a terminal. ``adversary`` crafts the
+    inputs of adversarial training (required when ``config.adv_eps > 0``).
     """
     _check_names(config)  # fail fast, before any data is decoded
+    dev = resolve_device(device)
+    config = config.resolved(dev)
     train_set, test_set = load_dataset(config.dataset, data)
     run = Run(runs_root(out) / config.run_name(train_set.source))
     if run.status.get("status") == "complete":
         return run
     # processes sharing a cache (Ray tasks, two terminals) train each run once: the second
     # waits here, then finds the run complete (or resumes it where the first stopped)
-    with FileLock(str(run.dir) + ".lock"):
+    with locked(run.dir):
         status = run.status
         if status.get("status") == "complete":
             return run
         if status.get("status") == "diverged":
             raise FlatnessError(f"run {run.dir} diverged earlier: {status.get('message')}")
+        if config.adv_eps > 0 and config.adv_steps > 0 and adversary is None:
+            raise FlatnessError("this configuration trains adversarially: pass its adversary "
+                                "(adversary=flatness.attacks.training_adversary(config))")
 
-        dev = resolve_device(device)
         train_set = train_set.subset(config.train_subset, config.subset_seed)
         eval_set = test_set.subset(config.eval_subset, 0)
-        trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile)
+        trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile,
+                           adversary=adversary)
         return trainer.fit(until_epoch=until_epoch, progress=progress)
 
 
@@ -76,8 +89,10 @@ class _Trainer:
     """State of one training run between epochs."""
 
     def __init__(self, config: TrainConfig, run: Run, train_set: Any, eval_set: Any,
-                 device: torch.device, *, compile: bool) -> None:
+                 device: torch.device, *, compile: bool,
+                 adversary: Adversary | None = None) -> None:
         self.config = config
+        self.adversary = adversary
         self.run = run
         self.device = device
         self.mem_format = memory_format(device)
@@ -172,7 +187,7 @@ class _Trainer:
         write_json(self.run.dir / "provenance.json", provenance(
             self.device, wall_time_s=round(self.wall_time, 3), data_copy=self.data_source,
             seed=self.config.seed, epochs=self.config.epochs,
-            autocast="bf16" if uses_bf16(self.device, self.config.precision) else "fp32",
+            autocast=self.config.precision,
         ))
         self.run.set_status("complete", epoch=self.epoch)
         self.run.resume_path.unlink(missing_ok=True)
@@ -217,16 +232,10 @@ class _Trainer:
         }
 
     def _adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Adversarial training inputs (PGD with random start), crafted in eval mode."""
-        from flatness.attacks import attack
-
-        config = self.config
+        """Adversarial training inputs from the caller's adversary, crafted in eval mode."""
         self.model.eval()
-        step_size = config.adv_step_size or 2.5 * config.adv_eps / config.adv_steps
         try:
-            x_adv = attack(self.model, x, y, eps=config.adv_eps, steps=config.adv_steps,
-                           step_size=step_size,
-                           norm=config.adv_norm, random_start=True, generator=self.generator)
+            x_adv = self.adversary(self.model, x, y, self.generator)
         finally:
             self.model.train()
         return x_adv.detach()

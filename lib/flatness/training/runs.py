@@ -1,6 +1,9 @@
 """A run directory: configuration, per-epoch metrics, checkpoints, status and provenance.
 
-Layout of ``<runs>/<name>/``::
+A run is the store entry of a training configuration (:mod:`flatness.store`): its directory is
+named by a readable prefix and :meth:`~flatness.training.TrainConfig.run_id`, the store key of
+the configuration (precision resolved) and the data copy; training holds its lock. Layout of
+``<runs>/<name>/``::
 
     config.json        the TrainConfig, the run id and the data copy
     metrics.jsonl      one JSON line per finished epoch
@@ -25,14 +28,14 @@ from torch import nn
 
 from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json, write_text
-from flatness.paths import cache_subdir
+from flatness.store import namespace_dir
 from flatness.training.config import TrainConfig
 
 
 def runs_root(out: str | os.PathLike | None = None) -> Path:
     """Where runs live: ``out`` if given, else ``<cache>/runs``."""
     if out is None:
-        return cache_subdir("runs")
+        return namespace_dir("runs")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -75,7 +78,7 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
-        return json.loads(self.config_path.read_text())
+        return self._read_json(self.config_path)
 
     @property
     def config(self) -> TrainConfig:
@@ -89,7 +92,7 @@ class Run:
     def status(self) -> dict[str, Any]:
         if not self.status_path.is_file():
             return {"status": "missing"}
-        return json.loads(self.status_path.read_text())
+        return self._read_json(self.status_path)
 
     @property
     def is_complete(self) -> bool:
@@ -98,13 +101,17 @@ class Run:
     @property
     def provenance(self) -> dict[str, Any]:
         path = self.dir / "provenance.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return self._read_json(path) if path.is_file() else {}
 
     def metrics(self) -> list[dict[str, Any]]:
         """The per-epoch metrics recorded so far."""
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        try:
+            return [json.loads(line) for line in self.metrics_path.read_text().splitlines()
+                    if line]
+        except json.JSONDecodeError:
+            raise self._corrupt(self.metrics_path) from None
 
     def checkpoint_epochs(self) -> list[int]:
         folder = self.dir / "checkpoints"
@@ -137,6 +144,17 @@ class Run:
                             width=config.width, depth=config.depth)
         model.load_state_dict(self.load_state_dict(epoch))
         return model.to(device).eval()
+
+    def _read_json(self, path: Path) -> Any:
+        """A JSON file of the run; a corrupt one is a one-line error."""
+        try:
+            return json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self._corrupt(path) from None
+
+    def _corrupt(self, path: Path) -> FlatnessError:
+        return FlatnessError(f"run file {path} is corrupt; delete the run directory "
+                             f"{self.dir} to train it again")
 
     # -- writing ----------------------------------------------------------------------------
     def write_config(self, config: TrainConfig, data_source: str, num_classes: int) -> None:

@@ -203,7 +203,7 @@ def robustness_job(scale: Scale, params: dict[str, Any], dataset: str, seed: int
 
 def target_job(scale: Scale, target: str) -> TrainJob:
     """The Fig. 3 target trained on ``target`` (its final natural accuracy is reported)."""
-    from flatness.attacks.zoo import target_configs
+    from flatness.study.targets import target_configs
 
     (config,) = target_configs(scale, dataset_name(target, scale), (scale.surrogate,))
     return TrainJob(config)

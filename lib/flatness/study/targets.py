@@ -1,5 +1,5 @@
-"""The target zoo: a scale's targets as training configurations, trained or reused from the
-run cache, never a folder of weights from nowhere.
+"""The target zoo of the study: a scale's targets as training configurations, trained or
+reused from the run cache, never a folder of weights from nowhere.
 
 Target seeds start at :data:`TARGET_SEED` so that a target of the surrogate's architecture is
 never the surrogate itself (surrogate seeds are small integers).
@@ -13,17 +13,17 @@ from typing import Any
 
 from torch import nn
 
+from flatness.device import resolve_device
 from flatness.scales import ModelSpec, Scale
+from flatness.training import TrainConfig, train
 
 TARGET_SEED = 1000
 
 
 def target_configs(scale: Scale, dataset: str = "cifar10",
-                   specs: tuple[ModelSpec, ...] | None = None) -> list[Any]:
+                   specs: tuple[ModelSpec, ...] | None = None) -> list[TrainConfig]:
     """One :class:`~flatness.training.TrainConfig` per target of ``scale`` (target recipe),
     trained on ``dataset``; ``specs`` replaces the scale's target architectures."""
-    from flatness.training import TrainConfig
-
     specs = scale.targets if specs is None else specs
     # derived datasets (d_r, d_nr, ...) are already built from the scale's subset: use all of it
     subset = {} if dataset == "cifar10" else {"train_subset": None}
@@ -32,7 +32,7 @@ def target_configs(scale: Scale, dataset: str = "cifar10",
             for i, spec in enumerate(specs)]
 
 
-def target_name(config: Any) -> str:
+def target_name(config: TrainConfig) -> str:
     """``arch@width`` (plus ``:depth``), the label used in tables and result files."""
     name = f"{config.arch}@{config.width:g}"
     return name + (f":{config.depth}" if config.depth is not None else "")
@@ -50,9 +50,6 @@ class Targets:
 def load_targets(scale: Scale, device: Any = None, data: str | os.PathLike | None = None,
                  out: str | os.PathLike | None = None, progress: bool | None = None) -> Targets:
     """Train the scale's targets (or reuse their finished runs) and load them in eval mode."""
-    from flatness.device import resolve_device
-    from flatness.training import train
-
     dev = resolve_device(device)
     names, models, dirs = [], [], []
     for config in target_configs(scale):
