@@ -216,11 +216,15 @@ def test_a_result_is_judged_with_the_precision_and_device_it_records(tmp_path, m
     assert "redefined" in staleness("lr_decay", cpu.replace(precision="bf16"), result)
 
 
-@pytest.mark.xfail(strict=True, reason="the committed cpu results were keyed before the store "
-                   "(issue 19, part C): re-key them, then remove this mark")
+#: Committed results known to be stale, each with why, until they are recomputed: chapter 4's
+#: cpu summary predates the per-seed values its paired claims need (summary version 2).
+AWAITING_RECOMPUTE = {"cpu/minimizers.json": "summary version 1"}
+
+
 def test_every_committed_result_is_served() -> None:
     """The book shows the committed results: each must match the code's current definition of
-    its scale and its jobs (recompute with ``python -m flatness reproduce`` after a retune)."""
+    its scale and its jobs (recompute with ``python -m flatness reproduce`` after a retune),
+    except those listed as awaiting a recompute, which must be stale for the reason given."""
     from flatness.results import read_result
     from flatness.scales import get_scale
     from flatness.study.chapter import RESULT_KIND, results_root, staleness
@@ -231,6 +235,10 @@ def test_every_committed_result_is_served() -> None:
         result = read_result(path, kind=RESULT_KIND)
         assert "jobs_hash" in result.config, f"{path}: no jobs hash (computed before it existed)"
         why = staleness(result.config["chapter"], get_scale(result.scale), result)
+        name = f"{path.parent.name}/{path.name}"
+        if name in AWAITING_RECOMPUTE:
+            assert why is not None and AWAITING_RECOMPUTE[name] in why, name
+            continue
         assert why is None, f"{path} is stale: {why}; recompute it"
 
 
