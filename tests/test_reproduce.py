@@ -218,7 +218,7 @@ def test_a_result_is_judged_with_the_precision_and_device_it_records(tmp_path, m
 
 #: Committed results known to be stale, each with why, until they are recomputed: chapter 4's
 #: cpu summary predates the per-seed values its paired claims need (summary version 2).
-AWAITING_RECOMPUTE = {"cpu/minimizers.json": "summary version 1"}
+AWAITING_RECOMPUTE = {"cpu/minimizers.json": "has version 1 of the chapter's format"}
 
 
 def test_every_committed_result_is_served() -> None:
