@@ -10,7 +10,8 @@ import importlib
 from flatness.errors import FlatnessError
 from flatness.study.chapter import Chapter
 
-MODULES = ("robust_features", "lr_decay", "sharpness", "minimizers", "complementarity")
+MODULES = (
+    "regimes", "robust_features", "lr_decay", "sharpness", "minimizers", "complementarity")
 
 
 def chapters() -> dict[str, Chapter]:

@@ -127,10 +127,10 @@ def transfer_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, s
 
 def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
                   ) -> SharpnessJob:
-    """The final checkpoint's top eigenvalue (the trace with a single probe: not reported)."""
+    """The final checkpoint's top eigenvalue (the trace with the fewest probes: not reported)."""
     return SharpnessJob(config(scale, params, cell, rho, seed), engine="fast",
                         n_images=params["sharpness_images"],
-                        batch_size=min(100, params["sharpness_images"]), trace_samples=1,
+                        batch_size=min(100, params["sharpness_images"]), trace_samples=2,
                         max_iter=20)
 
 
