@@ -22,6 +22,7 @@ import torch
 from flatness.device import resolve_device
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable, write_json
+from flatness.progress import track
 from flatness.provenance import provenance
 from flatness.results import Result, write_result
 from flatness.sharpness.metrics import as_images, hessian_metrics
@@ -103,7 +104,7 @@ def sharpness_over_training(run: Any, epochs: Sequence[int], *, engine: str = "f
     config = run.config
     images = labels = None
     per_epoch = []
-    for epoch in epochs:
+    for epoch in track(epochs, f"sharpness {run.dir.name[:40]}", "epoch"):
         path = cache / f"epoch_{epoch:04d}.json"
         if path.is_file() and not recompute:
             per_epoch.append(json.loads(path.read_text()))

@@ -10,15 +10,12 @@ requests one GPU when the study runs on CUDA; outputs land in the shared cache d
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from flatness.errors import FlatnessError
-from flatness.progress import log_lines, tqdm_disable
+from flatness.progress import Progress
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job
 
@@ -58,15 +55,11 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
     outputs = {}
-    bar = tqdm(ordered, desc="study", unit="job", disable=tqdm_disable(progress))
-    lines = log_lines(progress)  # headless (nohup ... > log): one line per job
-    for i, job in enumerate(bar, 1):
-        bar.set_postfix_str(job.label[:60])
-        started = time.perf_counter()
-        outputs[job.key()] = job.run(ctx)
-        if lines:
-            print(f"[{i}/{len(ordered)}] {time.perf_counter() - started:8.1f} s  {job.label}",
-                  file=sys.stderr, flush=True)
+    with Progress(len(ordered), "study", "job", progress=progress) as bar:
+        for job in ordered:
+            started = time.perf_counter()
+            outputs[job.key()] = job.run(ctx)
+            bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
     return outputs
 
 

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
-from tqdm.auto import tqdm
 
 from flatness.data import DeviceDataset, load_dataset
 from flatness.device import autocast, memory_format, resolve_device
@@ -30,7 +29,7 @@ from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
 from flatness.precision import uses_bf16
-from flatness.progress import tqdm_disable
+from flatness.progress import Progress
 from flatness.provenance import provenance
 from flatness.training.config import TrainConfig
 from flatness.training.runs import Run, runs_root
@@ -49,7 +48,7 @@ def train(
     """Train ``config`` (or reuse its finished run) and return the run.
 
     ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
-    ``progress=None`` shows a progress bar only on a terminal.
+    ``progress=None``: a bar on a terminal, a line per epoch in a log, nothing in a notebook.
     """
     _check_names(config)  # fail fast, before any data is decoded
     train_set, test_set = load_dataset(config.dataset, data)
@@ -138,10 +137,9 @@ class _Trainer:
         self._load_resume_state()
         self.run.set_status("running", epoch=self.epoch)
         last = min(config.epochs, until_epoch) if until_epoch is not None else config.epochs
-        bar = tqdm(range(self.epoch + 1, last + 1), desc=self.run.dir.name[:40], unit="epoch",
-                   initial=self.epoch, total=config.epochs,
-                   disable=tqdm_disable(progress), leave=False)
-        for epoch in bar:
+        bar = Progress(config.epochs, f"train {self.run.dir.name[:40]}", "epoch",
+                       initial=self.epoch, progress=progress)
+        for epoch in range(self.epoch + 1, last + 1):
             started = time.perf_counter()
             row = self._train_epoch(epoch)
             eval_model = self.minimizer.end_epoch(epoch, self._update_bn)
@@ -155,12 +153,13 @@ class _Trainer:
                 message = (f"training diverged at epoch {epoch} (train loss {row['train_loss']}); "
                            "lower the learning rate or the minimizer's rho")
                 self.run.set_status("diverged", epoch=epoch, message=message)
+                bar.close()
                 raise FlatnessError(f"{message}; details in {self.run.dir}")
             if epoch in config.checkpoint_epochs or epoch == config.epochs:
                 self.run.save_checkpoint(epoch, _unwrap(eval_model).state_dict())
             self.run.write_metrics(self.metrics)
             self._save_resume_state()
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['test_acc']:.3f}")
+            bar.advance(note=f"loss {row['train_loss']:.3f}, test acc {row['test_acc']:.3f}")
         bar.close()
         if self.epoch >= config.epochs:
             self._finish()
@@ -226,7 +225,8 @@ class _Trainer:
         try:
             x_adv = attack(self.model, x, y, eps=config.adv_eps, steps=config.adv_steps,
                            step_size=step_size,
-                           norm=config.adv_norm, random_start=True, generator=self.generator)
+                           norm=config.adv_norm, random_start=True, generator=self.generator,
+                           progress=False)
         finally:
             self.model.train()
         return x_adv.detach()
