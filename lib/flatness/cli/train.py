@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use the scale's target recipe (epochs, decays, subset)")
     parser.add_argument("--dataset", default="cifar10",
                         help="cifar10 (default), or a derived dataset: d_r, d_nr, d_rand, d_det")
+    parser.add_argument("--train-subset", default=None, metavar="N",
+                        help="training images (class-balanced), or 'all' (default: the scale's "
+                        "subset of cifar10, all of a derived dataset)")
     parser.add_argument("--minimizer", default="sgd", help="see `python -m flatness minimizers`")
     parser.add_argument("--rho", type=float, default=None, help="neighbourhood radius (SAM family)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
@@ -55,6 +58,27 @@ def _epochs_list(text: str | None) -> tuple[int, ...] | None:
         raise FlatnessError(f"expected comma-separated epochs, got {text!r}") from None
 
 
+def _train_subset(text: str | None, dataset: str) -> tuple[bool, int | None]:
+    """(given, size) of ``--train-subset``: a derived dataset defaults to all of it.
+
+    Ilyas et al.'s datasets are built from the scale's own number of images
+    (``robust_dataset_size``), so the scale's CIFAR-10 subset may exceed them; chapter 1 trains
+    on all of a derived dataset, and so does ``train`` unless told otherwise.
+    """
+    if text is None:
+        return dataset.startswith("d_"), None
+    if text.strip().lower() in {"all", "none"}:
+        return True, None
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise FlatnessError(f"--train-subset expects a number of images >= 1 or 'all', "
+                            f"got {text!r}")
+    return True, size
+
+
 def build_config(args: argparse.Namespace) -> Any:
     from flatness.minimizers import parse_hyperparameters
     from flatness.training import TrainConfig
@@ -75,6 +99,9 @@ def build_config(args: argparse.Namespace) -> Any:
         "minimizer": args.minimizer,
         "minimizer_params": parse_hyperparameters(args.minimizer, items),
     }
+    given, subset = _train_subset(args.train_subset, args.dataset)
+    if given:
+        overrides["train_subset"] = subset
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
         overrides["checkpoint_epochs"] = ()

@@ -22,6 +22,7 @@ import torch
 from filelock import FileLock
 
 from flatness.data import images_to_tensor
+from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.paths import cache_subdir
 from flatness.precision import DEFAULT_PRECISION, without_default_precision
@@ -303,6 +304,10 @@ class AttackSpec:
     norm: str = "linf"
     step_size: float = 0.0
     techniques: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise FlatnessError(f"attack_steps must be an integer >= 1, got {self.steps!r}")
 
     @property
     def resolved_step_size(self) -> float:
