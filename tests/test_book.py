@@ -98,6 +98,25 @@ def test_bad_parameter_stops_at_the_check_cell(tmp_path: Path) -> None:
     assert all(not c.outputs for c in code[3:])
 
 
+def test_papermill_alone_refuses_a_parameter_the_chapter_does_not_take(tmp_path: Path) -> None:
+    """papermill only warns about ``-p rhoo 0.5``; the chapter's check cell refuses it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from flatness.book.execute import CurrentPythonKernelManager
+
+    make_demo_book(tmp_path, chapters=("01_demo",))
+    chapter = read_chapters(tmp_path)[0]
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(
+            str(chapter.source), str(tmp_path / "out.ipynb"), parameters={"rhoo": 0.5},
+            kernel_name="python3", kernel_manager_class=CurrentPythonKernelManager,
+            progress_bar=False, cwd=str(tmp_path))
+    assert info.value.ename == "FlatnessError"
+    assert str(info.value.evalue) == (
+        "this chapter does not take parameter(s) rhoo; it takes: scale, rho, fail")
+
+
 def test_unknown_parameter_and_chapter_are_rejected(tmp_path: Path) -> None:
     make_demo_book(tmp_path)
     with pytest.raises(FlatnessError, match="rhoo"):
