@@ -4,9 +4,8 @@ The kernel runs ``sys.executable -m ipykernel_launcher`` whatever kernelspecs th
 installed (a user-level ``python3`` kernelspec may point at another Python without
 ``flatness``), and its working directory is the repository root, so notebooks can use
 relative paths such as ``results/cpu/...``. The executed notebook is then dressed for the
-reader: the parameters papermill injected are folded away, and a short table of every
-parameter (type, default, the value this page used, what it sets) follows the cell tagged
-``parameters-table``.
+reader: a short table of every parameter (type, default, the value this page used, what it
+sets) follows the cell tagged ``parameters-table`` and replaces the parameters cells on the page.
 """
 
 from __future__ import annotations
@@ -119,15 +118,16 @@ def parameters_table(declared: dict[str, Any], used: dict[str, Any]) -> str:
 
 
 def add_parameters_table(executed: Path, declared: dict[str, Any], used: dict[str, Any]) -> None:
-    """Fold the injected parameters and add the table after the ``parameters-table`` cell."""
+    """Add the table after the ``parameters-table`` cell; the parameters cells (the notebook's
+    and papermill's), which the table restates, leave the page."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     cells = []
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            tags.append("hide-input")
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
         cells.append(cell)
         if TABLE_TAG in tags:
             cells.append(nbformat.v4.new_markdown_cell(parameters_table(declared, used)))
