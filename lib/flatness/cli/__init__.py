@@ -14,6 +14,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from flatness.errors import FlatnessError
 
@@ -29,8 +30,15 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m flatness",
         description="Flatness and adversarial transferability: train surrogates with "
         "sharpness-aware minimizers, attack target zoos, measure sharpness, build the book.",
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The longest error message printed whole; longer ones keep their start and end.
-MAX_MESSAGE = 400
+MAX_MESSAGE = 2000
 
 
 def one_line(message: str) -> str:

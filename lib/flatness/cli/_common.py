@@ -1,11 +1,12 @@
-"""Options shared by several sub-commands (scale, data, device, output folder)."""
+"""Options shared by several sub-commands (scale, data, device, output folder), and argument
+types that refuse bad values while parsing, before any data is read or model trained."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from flatness.scales import Scale, get_scale, parse_overrides
+from flatness.scales import Scale, get_scale, parse_number, parse_overrides
 
 
 def add_scale_options(parser: argparse.ArgumentParser, default: str = "smoke") -> None:
@@ -28,3 +29,44 @@ def add_out_option(parser: argparse.ArgumentParser) -> None:
 
 def scale_from_args(args: Any) -> Scale:
     return get_scale(args.scale, **parse_overrides(getattr(args, "set", [])))
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a count of images, steps, epochs ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A number > 0; fractions such as 1/255 work."""
+    try:
+        value = parse_number(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (e.g. 0.5 or 1/255), got {text!r}")
+    return value
+
+
+def budget(text: str) -> float:
+    """A perturbation budget in (0, 1] (pixels lie in [0, 1]); fractions such as 4/255 work."""
+    value = positive_number(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a budget in (0, 1], e.g. 4/255, got {text!r}")
+    return value

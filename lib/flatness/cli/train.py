@@ -9,6 +9,8 @@ from flatness.cli._common import (
     add_data_options,
     add_out_option,
     add_scale_options,
+    positive_int,
+    positive_number,
     scale_from_args,
 )
 from flatness.errors import FlatnessError
@@ -24,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out_option(parser)
     parser.add_argument("--arch", default=None,
                         help="architecture (default: the scale's surrogate)")
-    parser.add_argument("--width", type=float, default=None, help="channel-width multiplier")
-    parser.add_argument("--depth", type=int, default=None, help="depth knob where the arch has one")
+    parser.add_argument("--width", type=positive_number, default=None,
+                        help="channel-width multiplier")
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="depth knob where the arch has one")
     parser.add_argument("--target", action="store_true",
                         help="use the scale's target recipe (epochs, decays, subset)")
     parser.add_argument("--dataset", default="cifar10",
@@ -38,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
                         help="another minimizer hyper-parameter (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_number, default=None)
     parser.add_argument("--decay-epochs", default=None,
                         help="comma-separated epochs after which lr /= 10; 'none' for constant")
     parser.add_argument("--checkpoint-epochs", default=None,
