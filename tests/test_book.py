@@ -180,3 +180,18 @@ def test_source_notebooks_are_output_free() -> None:
                 assert not cell.get("outputs") and cell.get("execution_count") is None, (
                     f"{path.name} cell {i} has outputs: clear them (jupyter nbconvert "
                     f"--clear-output --inplace {path})")
+
+
+def test_parameters_table_lists_every_parameter_with_type_value_and_help() -> None:
+    from flatness.book.execute import declared_parameters, parameters_table
+
+    notebook = repo_root() / "notebooks" / "05_complementarity.ipynb"
+    declared = declared_parameters(notebook)
+    rows = parameters_table(declared, {"scale": "cpu", "recompute": False}).splitlines()
+    assert len(rows) == 2 + len(declared)
+    assert rows[2] == ("| `scale` | str | `\"cpu\"` (default `\"auto\"`) | auto (committed results: "
+                       "gpu, else cpu), smoke, cpu, gpu, paper |")
+    factor = next(r for r in rows if r.startswith("| `lgv_lr_factor`"))
+    assert factor == ("| `lgv_lr_factor` | Optional[float] | `None` | LGV: lr as a multiple of "
+                      "the initial lr (default 2) |")
+    assert any(r.startswith("| `recompute` | bool | `False` |") for r in rows)  # as its default

@@ -4,8 +4,9 @@ The kernel runs ``sys.executable -m ipykernel_launcher`` whatever kernelspecs th
 installed (a user-level ``python3`` kernelspec may point at another Python without
 ``flatness``), and its working directory is the repository root, so notebooks can use
 relative paths such as ``results/cpu/...``. The executed notebook is then dressed for the
-reader: a short table of every parameter (type, default, the value this page used, what it
-sets) follows the cell tagged ``parameters-table`` and replaces the parameters cells on the page.
+reader: a short table of every parameter (type, the value this page used and its default,
+what it sets) follows the cell tagged ``parameters-table`` and replaces the parameters cells
+on the page.
 """
 
 from __future__ import annotations
@@ -106,13 +107,15 @@ def _literal(value: Any) -> str:
 
 
 def parameters_table(declared: dict[str, Any], used: dict[str, Any]) -> str:
-    """Markdown: one row per parameter with its type, default, this page's value and help."""
-    rows = ["| parameter | type | default | this page | what it sets |", "|---|---|---|---|---|"]
+    """Markdown: one row per parameter with its type, this page's value and what it sets."""
+    rows = ["| parameter | type | this page | what it sets |", "|---|---|---|---|"]
     for name, info in declared.items():
         default = str(info.get("default", ""))
-        value = _literal(used[name]) if name in used else default
-        cells = [f"`{name}`", str(info.get("inferred_type_name", "")).replace("None", "-"),
-                 f"`{default}`", f"`{value}`", str(info.get("help", ""))]
+        value = f"`{default}`"
+        if name in used and _literal(used[name]) != default:
+            value = f"`{_literal(used[name])}` (default `{default}`)"
+        kind = str(info.get("inferred_type_name", ""))
+        cells = [f"`{name}`", "" if kind == "None" else kind, value, str(info.get("help", ""))]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)
 

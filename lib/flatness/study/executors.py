@@ -48,7 +48,7 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
     if executor == "local":
         return _run_local(ordered, spec, progress)
     if executor == "ray":
-        return _run_ray(ordered, spec, address)
+        return _run_ray(ordered, spec, address, progress)
     raise FlatnessError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
 
 
@@ -68,7 +68,8 @@ def _ray_task(job: Job, spec: StudySpec, *dependencies: Any) -> dict[str, Any]:
     return job.run(spec.open())
 
 
-def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None) -> dict[str, Any]:
+def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None,
+             progress: bool | None = None) -> dict[str, Any]:
     try:
         import ray
     except ImportError:
@@ -88,5 +89,11 @@ def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None) -> dict[s
     for job in ordered:  # dependencies come first, so their references exist
         refs[job.key()] = task.remote(job, spec, *[refs[d.key()] for d in job.deps(spec)])
     keys = list(refs)
+    labels = {refs[job.key()]: job.label for job in ordered}
+    pending = list(labels)
+    with Progress(len(pending), "study", "job", progress=progress) as bar:
+        while pending:  # one line per job as it finishes, in whatever order
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.advance(note=labels[done[0]])
     values = ray.get([refs[k] for k in keys])
     return dict(zip(keys, values))
