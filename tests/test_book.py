@@ -189,7 +189,7 @@ def test_parameters_table_lists_every_parameter_with_type_value_and_help() -> No
     declared = declared_parameters(notebook)
     rows = parameters_table(declared, {"scale": "cpu", "recompute": False}).splitlines()
     assert len(rows) == 2 + len(declared)
-    assert rows[2] == ("| `scale` | str | `\"cpu\"` (default `\"auto\"`) | auto (committed results: "
+    assert rows[2] == ('| `scale` | str | `"cpu"` (default `"auto"`) | auto (committed results: '
                        "gpu, else cpu), smoke, cpu, gpu, paper |")
     factor = next(r for r in rows if r.startswith("| `lgv_lr_factor`"))
     assert factor == ("| `lgv_lr_factor` | Optional[float] | `None` | LGV: lr as a multiple of "
