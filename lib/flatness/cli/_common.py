@@ -4,6 +4,7 @@ types that refuse bad values while parsing, before any data is read or model tra
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from flatness.scales import Scale, get_scale, parse_number, parse_overrides
@@ -31,26 +32,21 @@ def scale_from_args(args: Any) -> Scale:
     return get_scale(args.scale, **parse_overrides(getattr(args, "set", [])))
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (a count of images, steps, epochs ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (a count of images, steps, epochs ...)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def positive_number(text: str) -> float:
