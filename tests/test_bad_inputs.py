@@ -36,7 +36,7 @@ def files(tmp_path_factory, cifar_tiny: Path) -> dict[str, Path]:
     (root / "truncated.tar.gz").write_bytes(blob[: len(blob) // 2])
     (root / "garbage.tar.gz").write_bytes(b"this is not a tar.gz archive")
     assert main(["train", *TINY_TRAIN, "--data", str(cifar_tiny), "--out", str(root / "runs")]) == 0
-    run = next((root / "runs").iterdir())
+    run = next(p for p in (root / "runs").iterdir() if p.is_dir())  # not its .lock file
     corrupt = root / "corrupt-run"
     shutil.copytree(run, corrupt)
     (corrupt / "checkpoints" / "epoch_0001.pt").write_bytes(b"not a checkpoint")
@@ -85,6 +85,9 @@ CASES = [
     (["targets", "--scale", "huge"], "unknown scale 'huge'"),
     (["reproduce", "--chapters", "nope", "--plan"], "unknown chapter 'nope'"),
     (["chapter", "nope"], "unknown chapter 'nope'"),
+    (["chapter", "lr_decay", "-p", "attack_steps", "0"], "attack_steps must be an integer >= 1"),
+    (["chapter", "lr_decay", "-p", "eps", "4/0"], "eps must be a number"),
+    (["chapter", "lr_decay", "-p", "seeds", "[0, 0]"], "seeds must be distinct"),
     (["book", "-p", "rhoo", "0.5"], "no selected chapter takes parameter(s) rhoo"),
     (["no-such-command"], "invalid choice"),
 ]
