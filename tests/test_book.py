@@ -98,6 +98,25 @@ def test_bad_parameter_stops_at_the_check_cell(tmp_path: Path) -> None:
     assert all(not c.outputs for c in code[3:])
 
 
+def test_papermill_alone_refuses_a_parameter_the_chapter_does_not_take(tmp_path: Path) -> None:
+    """papermill only warns about ``-p rhoo 0.5``; the chapter's check cell refuses it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from flatness.book.execute import CurrentPythonKernelManager
+
+    make_demo_book(tmp_path, chapters=("01_demo",))
+    chapter = read_chapters(tmp_path)[0]
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(
+            str(chapter.source), str(tmp_path / "out.ipynb"), parameters={"rhoo": 0.5},
+            kernel_name="python3", kernel_manager_class=CurrentPythonKernelManager,
+            progress_bar=False, cwd=str(tmp_path))
+    assert info.value.ename == "FlatnessError"
+    assert str(info.value.evalue) == (
+        "this chapter does not take parameter(s) rhoo; it takes: scale, rho, fail")
+
+
 def test_unknown_parameter_and_chapter_are_rejected(tmp_path: Path) -> None:
     make_demo_book(tmp_path)
     with pytest.raises(FlatnessError, match="rhoo"):
@@ -161,3 +180,18 @@ def test_source_notebooks_are_output_free() -> None:
                 assert not cell.get("outputs") and cell.get("execution_count") is None, (
                     f"{path.name} cell {i} has outputs: clear them (jupyter nbconvert "
                     f"--clear-output --inplace {path})")
+
+
+def test_parameters_table_lists_every_parameter_with_type_value_and_help() -> None:
+    from flatness.book.execute import declared_parameters, parameters_table
+
+    notebook = repo_root() / "notebooks" / "05_complementarity.ipynb"
+    declared = declared_parameters(notebook)
+    rows = parameters_table(declared, {"scale": "cpu", "recompute": False}).splitlines()
+    assert len(rows) == 2 + len(declared)
+    assert rows[2] == ('| `scale` | str | `"cpu"` (default `"auto"`) | auto (committed results: '
+                       "gpu, else cpu), smoke, cpu, gpu, paper |")
+    factor = next(r for r in rows if r.startswith("| `lgv_lr_factor`"))
+    assert factor == ("| `lgv_lr_factor` | Optional[float] | `None` | LGV: lr as a multiple of "
+                      "the initial lr (default 2) |")
+    assert any(r.startswith("| `recompute` | bool | `False` |") for r in rows)  # as its default

@@ -34,7 +34,7 @@ def test_a_scale_may_carry_overrides_of_its_design() -> None:
     ({"rho": -0.1}, "rho must be >= 0"),
     ({"rho": "abc"}, "rho must be a number"),
     ({"rhos": [0.1, -1]}, ">= 0"),
-    ({"eps": 0}, "eps must be > 0"),
+    ({"eps": 0}, r"eps must be in \(0, 1\]"),
     ({"recompute": "yes"}, "True or False"),
     ({"device": 0}, "device must be a string"),
     ({"minimizers": ["nope"]}, "unknown minimizer 'nope'"),

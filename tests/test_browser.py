@@ -153,6 +153,34 @@ def test_figures_are_drawn_and_sliders_change_them(browser, server, html_dir: Pa
     assert n_figures > 0 and n_sliders > 0
 
 
+def test_one_menu_per_choice_changes_its_figure(browser, server, html_dir: Path) -> None:
+    """A figure over several choices has one menu per choice; each menu redraws the figure."""
+    n_menus = 0
+    for rel in _pages(html_dir)[1:]:
+        page, problems = _open(browser, f"{server}/{rel}")
+        boxes = page.locator(".flatness-controls")
+        for i in range(boxes.count()):
+            box = boxes.nth(i)
+            figure_id = box.get_attribute("id").removesuffix("-controls")
+            figure = page.locator(f"#{figure_id}")
+            figure.scroll_into_view_if_needed()
+            page.wait_for_selector(f"#{figure_id} .main-svg", timeout=15_000)
+            menus = box.locator("select")
+            assert menus.count() >= 2, (rel, i, "a linked figure needs a menu per choice")
+            for m in range(menus.count()):
+                menu = menus.nth(m)
+                if menu.locator("option").count() < 2:
+                    continue
+                before = figure.evaluate(_FIGURE_STATE)
+                menu.select_option(index=menu.locator("option").count() - 1)
+                page.wait_for_function(f"gd => ({_FIGURE_STATE})(gd) !== {before!r}",
+                                       arg=figure.element_handle(), timeout=5_000)
+                n_menus += 1
+        page.close()
+        assert not problems, (rel, problems)
+    assert n_menus > 0, "no page has a figure with one menu per choice"
+
+
 def _slide_until_change(page, figure, rail, before: str) -> bool:
     """Click the slider's rail at several positions until the figure changes.
 

@@ -75,8 +75,28 @@ def test_static_figure_covers_every_combination() -> None:
         return curves_with_band([0, 1], {"a": [rho, epoch]})
 
     fig = static_figure(factory, {"rho": [0.1, 0.2], "epoch": [1, 2, 3]})
-    assert len(fig.frames) == 6
-    assert fig.layout.sliders[0].steps[-1].label == "rho=0.2, epoch=3"
+    assert len(fig.frames) == 6 and not fig.layout.sliders and not fig.layout.updatemenus
+    last = next(f for f in fig.frames if f.name == "1-2")  # rho index 1, epoch index 2
+    assert list(last.data[0].y) == [0.2, 3]
+    controls = fig.layout.meta["flatness_controls"]
+    assert [(c["name"], c["labels"]) for c in controls] == [
+        ("rho", ["0.1", "0.2"]), ("epoch", ["1", "2", "3"])]
+
+
+def test_several_controls_get_one_menu_each_in_the_static_html() -> None:
+    def factory(schedule, target):
+        return curves_with_band([0, 1], {"a": [len(schedule), len(target)]})
+
+    schedules, targets = ["constant", "standard", "single@5"], ["mean", "vgg", "<b>"]
+    fig = static_figure(factory, {"schedule": schedules, "target": targets})
+    page = figure_html(fig, div_id="f1")
+    menus = re.findall(r"<select[^>]*>(.*?)</select>", page)
+    assert len(menus) == 2  # one per choice, not one of the 9 combinations
+    assert [len(re.findall("<option", m)) for m in menus] == [3, 3]
+    assert "&lt;b&gt;" in menus[1] and 'id="f1-controls"' in page
+    assert 'join("-")' in page and "Plotly.animate" in page
+    one = static_figure(lambda target: factory("constant", target), {"target": targets})
+    assert "<select" not in figure_html(one)  # a single choice keeps plotly's own slider
     with pytest.raises(FlatnessError, match="non-empty list"):
         static_figure(factory, {"rho": "0.1"})
 

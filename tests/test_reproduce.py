@@ -278,7 +278,8 @@ def test_a_derived_dataset_s_definition_reaches_the_jobs_trained_on_it(monkeypat
 
 
 def test_a_headless_run_logs_one_line_per_job(capsys):
-    """Under nohup (stderr is a file) the study prints ``[i/n] seconds label`` per job."""
+    """Under nohup (stderr is a file) the study prints a line per job: count, elapsed time,
+    an estimate of what remains, the job's own time and label."""
     from dataclasses import dataclass
 
     from flatness.study.jobs import Job
@@ -297,7 +298,8 @@ def test_a_headless_run_logs_one_line_per_job(capsys):
     outputs = run_jobs([Echo("a"), Echo("b")], StudySpec.create("smoke"))
     assert [o["name"] for o in outputs.values()] == ["a", "b"]
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]"]
-    assert lines[1].endswith("echo b")
+    assert [line.split(",")[0] for line in lines] == ["study: job 1/2", "study: job 2/2"]
+    assert "elapsed, ~" in lines[0] and " left  " in lines[0]
+    assert lines[1].endswith("s  echo b")
     run_jobs([Echo("c")], StudySpec.create("smoke"), progress=False)
     assert capsys.readouterr().err == ""

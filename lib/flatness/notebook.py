@@ -4,14 +4,18 @@ A notebook run by papermill receives its parameters as injected globals; a typo 
 scale, minimizer or technique, ``rho < 0``, ``seeds="0"``) would otherwise fail deep inside a
 training loop after minutes. :func:`check_parameters` validates the common parameters and
 raises :class:`~flatness.errors.FlatnessError` with a one-line message, so the notebook stops at
-its first cell. Unknown names pass through unchanged (chapters have their own parameters).
+its first cell. Names without a validator pass through unchanged (chapters have their own
+parameters). Given the notebook's ``globals()``, it also refuses a parameter that papermill
+injected but the chapter does not take (``-p rhoo 0.5``), which papermill only warns about.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flatness.errors import FlatnessError
@@ -91,7 +95,9 @@ def _rho(value: Any) -> float:
     return _non_negative("rho", value)
 
 
-def _rhos(value: Any) -> list[float]:
+def _rhos(value: Any) -> list[float] | dict[str, list[float]]:
+    if isinstance(value, Mapping):  # a grid per minimizer (chapter 4)
+        return {name: _rhos(grid) for name, grid in value.items()}
     values = _as_list("rhos", value, "0.05, 0.1")
     if not values:
         raise FlatnessError("rhos must be a non-empty list of numbers >= 0")
@@ -100,9 +106,35 @@ def _rhos(value: Any) -> list[float]:
 
 def _eps(value: Any) -> float:
     eps = _non_negative("eps", value)
-    if eps == 0:
-        raise FlatnessError(f"eps must be > 0, got {value!r} (e.g. 4/255)")
+    if not 0 < eps <= 1:
+        raise FlatnessError(f"eps must be in (0, 1] (pixels in [0, 1]), got {value!r} "
+                            "(e.g. 4/255)")
     return eps
+
+
+def _budgets(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise FlatnessError(f"target_eps must be a mapping dataset -> eps, got {value!r}; "
+                            + _YAML_HINT.format(name="target_eps", example="d_r: 16/255")
+                            .replace("[", "{").replace("]", "}"))
+    return {name: _eps(eps) for name, eps in value.items()}
+
+
+def _positive(name: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        number = _non_negative(name, value)
+        if number == 0:
+            raise FlatnessError(f"{name} must be > 0, got {value!r}")
+        return number
+    return check
+
+
+def _positive_int(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise FlatnessError(f"{name} must be an integer >= 1, got {value!r}")
+        return int(value)
+    return check
 
 
 def _epochs(value: Any) -> int | list[int]:
@@ -156,23 +188,41 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "rhos": _rhos,
     "eps": _eps,
     "epochs": _epochs,
+    "fig3_epochs": _epochs,
+    "landscape_epochs": _epochs,
+    "target_eps": _budgets,
+    "single_decay_seeds": _seeds,
+    "baseline_seeds": _seeds,
+    "sam_rho": functools.partial(_non_negative, "sam_rho"),
+    "lsam_rho": functools.partial(_non_negative, "lsam_rho"),
+    "sat_eps": _eps,
+    "lgv_lr_factor": _positive("lgv_lr_factor"),
+    **{name: _positive_int(name) for name in (
+        "attack_steps", "robustness_images", "early_epoch", "sharpness_every",
+        "landscape_grid", "sat_steps", "lgv_epochs", "lgv_models")},
     "minimizers": _names("minimizers", "flatness.minimizers", "MINIMIZERS", "sgd, sam"),
     "techniques": _names("techniques", "flatness.attacks", "TECHNIQUES", "mi, di"),
 }
 
 
-def check_parameters(**params: Any) -> dict[str, Any]:
+def check_parameters(namespace: Mapping[str, Any] | None = None, /, **params: Any
+                     ) -> dict[str, Any]:
     """Validate a chapter's parameters; return them cleaned (floats, lists of ints ...).
 
-    Call it right after the ``parameters`` cell::
+    Call it right after the ``parameters`` cell, with every parameter the chapter takes::
 
-        p = check_parameters(scale=scale, seeds=seeds, device=device, data=data,
+        p = check_parameters(globals(), scale=scale, seeds=seeds, device=device, data=data,
                              recompute=recompute, rho=rho)
 
-    Raises :class:`FlatnessError` naming the first bad parameter and how to fix it.
+    Raises :class:`FlatnessError` naming the first bad parameter and how to fix it, or the
+    parameters papermill injected into ``namespace`` that are not among ``params``.
     Names without a validator are returned unchanged, and so is ``None`` ("use the chapter's
     default") for every parameter but ``scale`` and ``recompute``.
     """
+    if namespace is not None and (unknown := unknown_parameters(namespace, params)):
+        raise FlatnessError(
+            f"this chapter does not take parameter(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(params)}")
     return {name: VALIDATORS[name](value)
             if name in VALIDATORS and (value is not None or name in REQUIRED) else value
             for name, value in params.items()}
@@ -180,3 +230,34 @@ def check_parameters(**params: Any) -> dict[str, Any]:
 
 #: Parameters that have no default and must always be given a valid value.
 REQUIRED = frozenset({"scale", "recompute"})
+
+
+#: The first line of the cell papermill injects with the parameters it was given.
+INJECTED_HEADER = "# Parameters\n"
+
+
+def injected_names(history: Sequence[str]) -> set[str]:
+    """Names assigned by papermill's injected cells among a kernel's inputs (IPython's ``In``)."""
+    names: set[str] = set()
+    for source in history:
+        if not isinstance(source, str) or not source.startswith(INJECTED_HEADER):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        names |= {target.id for node in tree.body if isinstance(node, ast.Assign)
+                  for target in node.targets if isinstance(target, ast.Name)}
+    return names
+
+
+def unknown_parameters(namespace: Mapping[str, Any], declared: Mapping[str, Any]) -> list[str]:
+    """Parameters papermill injected into ``namespace`` that the chapter does not declare.
+
+    Only papermill's injected cells count (found in IPython's input history ``In``), so a live
+    reader who re-runs the cell after defining other variables is never refused.
+    """
+    history = namespace.get("In")
+    if not isinstance(history, Sequence) or isinstance(history, str):
+        return []
+    return sorted(injected_names(history) - set(declared))

@@ -25,6 +25,7 @@ from flatness.attacks._model import as_model_list, attack_mode, model_device, nu
 from flatness.attacks.techniques import AttackRNG, Technique, parse_techniques
 from flatness.device import autocast
 from flatness.errors import FlatnessError
+from flatness.progress import track
 
 NORMS = ("linf", "l2")
 ENSEMBLES = ("logits", "loss", "cycle")
@@ -87,6 +88,7 @@ def attack(
     batch_size: int = 500,
     amp: bool = True,
     channels_last: bool = True,
+    progress: bool | None = None,
 ) -> torch.Tensor:
     """Craft adversarial examples for ``x`` (N x C x H x W in [0, 1]) with true labels ``y``.
 
@@ -97,7 +99,8 @@ def attack(
     (random start, DI, ghost networks); ``None`` uses torch's global RNG like torchattacks.
     Works chunk by chunk (``batch_size`` images at a time, on the surrogates' device, bf16
     autocast on CUDA when ``amp``, channels-last layout when ``channels_last``: faster on CUDA
-    and on CPU alike); returns a tensor like ``x`` (same device and dtype).
+    and on CPU alike); returns a tensor like ``x`` (same device and dtype). ``progress``
+    reports each chunk (see :mod:`flatness.progress`; ``None``: automatic).
     """
     models = as_model_list(surrogates, "surrogates")
     if isinstance(techniques, str):
@@ -135,7 +138,8 @@ def attack(
         for model in models:
             for t in techniques:
                 stack.enter_context(t.patch(model, rng))
-        for lo in range(0, len(x), batch_size):
+        for lo in track(range(0, len(x), batch_size), f"attack {len(x)} images", "batch",
+                        progress=progress):
             hi = min(lo + batch_size, len(x))
             adv = _attack_chunk(
                 models, x[lo:hi].to(device), goal[lo:hi].to(device), sign=-1.0 if targeted else 1.0,

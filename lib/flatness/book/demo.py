@@ -33,12 +33,12 @@ show(slider_figure(frames, "rho"))'''
 
 EXPLORE = '''from flatness.plots import curves_with_band, explore
 
-def loss_curve(epoch):
-    x = np.arange(epoch + 1)
-    return curves_with_band(x, {"loss": np.exp(-x)})
+def loss_curve(epoch, rate):
+    x = np.arange(10)
+    return curves_with_band(x, {"loss": np.exp(-rate * np.minimum(x, epoch))})
 
 
-explore(loss_curve, epoch=[3, 6, 9])'''
+explore(loss_curve, epoch=[3, 6, 9], rate=[0.5, 1.0])'''
 
 
 def demo_notebook(title: str) -> nbformat.NotebookNode:
@@ -47,11 +47,11 @@ def demo_notebook(title: str) -> nbformat.NotebookNode:
         new_markdown_cell(f"# {title}\n\nA generated chapter testing the book machinery."),
         new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
         new_code_cell("from flatness.notebook import check_parameters\n\n"
-                      "p = check_parameters(scale=scale, rho=rho)\n"
+                      "p = check_parameters(globals(), scale=scale, rho=rho, fail=fail)\n"
                       "if fail:\n    raise RuntimeError('demo chapter asked to fail')"),
         new_markdown_cell("## A figure with a slider"),
         new_code_cell(FIGURE),
-        new_markdown_cell("## Live controls (a slider figure in the static book)"),
+        new_markdown_cell("## Live controls (one menu per control in the static book)"),
         new_code_cell(EXPLORE),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",

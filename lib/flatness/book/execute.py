@@ -3,7 +3,10 @@
 The kernel runs ``sys.executable -m ipykernel_launcher`` whatever kernelspecs the user has
 installed (a user-level ``python3`` kernelspec may point at another Python without
 ``flatness``), and its working directory is the repository root, so notebooks can use
-relative paths such as ``results/cpu/...``.
+relative paths such as ``results/cpu/...``. The executed notebook is then dressed for the
+reader: a short table of every parameter (type, the value this page used and its default,
+what it sets) follows the cell tagged ``parameters-table`` and replaces the parameters cells
+on the page.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from jupyter_client.manager import KernelManager
 
 from flatness.book.toc import Chapter
 from flatness.errors import FlatnessError
+from flatness.io import write_text
+
+#: The cell after which the executed notebook gets its table of parameters.
+TABLE_TAG = "parameters-table"
 
 
 class CurrentPythonKernelManager(KernelManager):
@@ -89,4 +96,43 @@ def execute_chapter(
         first_line = (str(exc).strip().splitlines() or [""])[0]
         run.status, run.error = "failed", f"{type(exc).__name__}: {first_line}".strip()
     run.seconds = time.perf_counter() - start
+    if chapter.executed.is_file():
+        add_parameters_table(chapter.executed, declared_parameters(chapter.source), used)
     return run
+
+
+def _literal(value: Any) -> str:
+    """A value as it would be written in the parameters cell (double-quoted strings)."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def parameters_table(declared: dict[str, Any], used: dict[str, Any]) -> str:
+    """Markdown: one row per parameter with its type, this page's value and what it sets."""
+    rows = ["| parameter | type | this page | what it sets |", "|---|---|---|---|"]
+    for name, info in declared.items():
+        default = str(info.get("default", ""))
+        value = f"`{default}`"
+        if name in used and _literal(used[name]) != default:
+            value = f"`{_literal(used[name])}` (default `{default}`)"
+        kind = str(info.get("inferred_type_name", ""))
+        cells = [f"`{name}`", "" if kind == "None" else kind, value, str(info.get("help", ""))]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def add_parameters_table(executed: Path, declared: dict[str, Any], used: dict[str, Any]) -> None:
+    """Add the table after the ``parameters-table`` cell; the parameters cells (the notebook's
+    and papermill's), which the table restates, leave the page."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        cells.append(cell)
+        if TABLE_TAG in tags:
+            cells.append(nbformat.v4.new_markdown_cell(parameters_table(declared, used)))
+    nb.cells = cells
+    write_text(executed, nbformat.writes(nb))

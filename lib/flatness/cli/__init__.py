@@ -14,6 +14,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from flatness.errors import FlatnessError
 
@@ -29,8 +30,15 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m flatness",
         description="Flatness and adversarial transferability: train surrogates with "
         "sharpness-aware minimizers, attack target zoos, measure sharpness, build the book.",
@@ -44,13 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The longest error message printed whole; longer ones keep their start and end.
+MAX_MESSAGE = 2000
+
+
+def one_line(message: str) -> str:
+    """A message on one line (a wrapped message from a library must not spill over lines)."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = MAX_MESSAGE // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except FlatnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is cached; run the same command to resume",

@@ -1,11 +1,13 @@
-"""Options shared by several sub-commands (scale, data, device, output folder)."""
+"""Options shared by several sub-commands (scale, data, device, output folder), and argument
+types that refuse bad values while parsing, before any data is read or model trained."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
-from flatness.scales import Scale, get_scale, parse_overrides
+from flatness.scales import Scale, get_scale, parse_number, parse_overrides
 
 
 def add_scale_options(parser: argparse.ArgumentParser, default: str = "smoke") -> None:
@@ -30,3 +32,39 @@ def add_out_option(parser: argparse.ArgumentParser) -> None:
 
 def scale_from_args(args: Any) -> Scale:
     return get_scale(args.scale, **parse_overrides(getattr(args, "set", [])))
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (a count of images, steps, epochs ...)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_number(text: str) -> float:
+    """A number > 0; fractions such as 1/255 work."""
+    try:
+        value = parse_number(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (e.g. 0.5 or 1/255), got {text!r}")
+    return value
+
+
+def budget(text: str) -> float:
+    """A perturbation budget in (0, 1] (pixels lie in [0, 1]); fractions such as 4/255 work."""
+    value = positive_number(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a budget in (0, 1], e.g. 4/255, got {text!r}")
+    return value

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flatness.cli._common import add_data_options, add_scale_options, scale_from_args
+from flatness.cli._common import (
+    add_data_options,
+    add_scale_options,
+    budget,
+    positive_int,
+    positive_number,
+    scale_from_args,
+)
 from flatness.errors import FlatnessError
 
 NAME = "attack"
@@ -24,17 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="transfer techniques, comma-separated: mi, di, ti, sgm, linbp, gn")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="technique parameter <technique>_<field>=value, e.g. mi_decay=1.0")
-    parser.add_argument("--eps", default=None, help="budget, e.g. 4/255 (default: the scale's)")
-    parser.add_argument("--steps", type=int, default=None, help="default: the scale's")
-    parser.add_argument("--step-size", default=None, help="default: eps / 10")
+    parser.add_argument("--eps", type=budget, default=None,
+                        help="budget in (0, 1], e.g. 4/255 (default: the scale's)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="default: the scale's")
+    parser.add_argument("--step-size", type=positive_number, default=None,
+                        help="default: eps / 10")
     parser.add_argument("--norm", default="linf", choices=["linf", "l2"])
     parser.add_argument("--ensemble", default="logits", choices=["logits", "loss", "cycle"])
-    parser.add_argument("--images", type=int, default=None,
+    parser.add_argument("--images", type=positive_int, default=None,
                         help="number of test images (default: the scale's n_attack_images)")
     parser.add_argument("--selection-seed", type=int, default=0,
                         help="seed of the fixed selection of correctly classified images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the attack's randomness")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=positive_int, default=500)
     parser.add_argument("--runs", default=None,
                         help="folder of the targets' training runs (default: the cache's)")
     parser.add_argument("--out", required=True, help="folder for adversarial.npz, results.json")
@@ -82,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
     scale = scale_from_args(args)
     device = resolve_device(args.device)
-    eps = scale.eps if args.eps is None else _number(args.eps, "--eps")
+    eps = scale.eps if args.eps is None else args.eps
     steps = scale.attack_steps if args.steps is None else args.steps
-    step_size = None if args.step_size is None else _number(args.step_size, "--step-size")
+    step_size = args.step_size
     techniques = parse_techniques(",".join(args.technique), **_params(args.param))
     n = scale.n_attack_images if args.images is None else args.images
 

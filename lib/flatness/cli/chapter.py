@@ -44,6 +44,7 @@ def parse_params(pairs: list[list[str]]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from flatness.cli._common import scale_from_args
+    from flatness.notebook import check_parameters
     from flatness.study import chapter_result, chapters, committed_path, get_chapter
     from flatness.study.analysis import claims_of
 
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     chapter = get_chapter(args.name)
     scale = scale_from_args(args)
-    result = chapter_result(chapter, scale, parse_params(args.param), data=args.data,
+    params = parse_params(args.param)
+    check_parameters(**params)  # the notebooks' checks: attack_steps >= 1, eps in (0, 1] ...
+    result = chapter_result(chapter, scale, params, data=args.data,
                             device=args.device, recompute=args.recompute,
                             executor=args.executor, address=args.address,
                             publish=not args.no_publish)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flatness.cli._common import add_data_options
+from flatness.cli._common import add_data_options, non_negative_int, positive_int
 from flatness.errors import FlatnessError
 
 NAME = "landscape"
@@ -27,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="points per axis: 51 (1-D) or 51x51 (2-D); a line uses the first")
     parser.add_argument("--range", default=None,
                         help="axis range lo:hi (default -1:1; interpolation -0.5:1.5)")
-    parser.add_argument("--images", type=int, default=1000, help="training images evaluated")
-    parser.add_argument("--test-images", type=int, default=0, help="also the test loss on N images")
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--images", type=positive_int, default=1000,
+                        help="training images evaluated")
+    parser.add_argument("--test-images", type=non_negative_int, default=0,
+                        help="also the test loss on N images")
+    parser.add_argument("--batch", type=positive_int, default=500)
     parser.add_argument("--seed", type=int, default=0,
                         help="direction seed (2-D: seed and seed+1); also the image subset's")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
@@ -52,9 +54,12 @@ def _range(text: str | None, default: tuple[float, float]) -> tuple[float, float
         return default
     lo, sep, hi = text.partition(":")
     try:
-        return float(lo), float(hi)
+        bounds = float(lo), float(hi)
     except ValueError:
-        raise FlatnessError(f"--range expects lo:hi (e.g. -1:1), got {text!r}") from None
+        bounds = (0.0, 0.0)
+    if not sep or not bounds[0] < bounds[1]:
+        raise FlatnessError(f"--range expects lo:hi with lo < hi (e.g. -1:1), got {text!r}")
+    return bounds
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flatness.cli._common import add_data_options
+from flatness.cli._common import add_data_options, positive_int
 from flatness.errors import FlatnessError
 
 NAME = "sharpness"
@@ -18,15 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", default="all",
                         help="comma-separated checkpoint epochs, or 'all' (default)")
     parser.add_argument("--engine", default="fast", choices=["fast", "pyhessian"])
-    parser.add_argument("--images", type=int, default=10_000,
+    parser.add_argument("--images", type=positive_int, default=10_000,
                         help="training images (class-balanced subset of the run's; default 10000)")
-    parser.add_argument("--batch", type=int, default=100, help="images per Hessian batch")
-    parser.add_argument("--top-k", type=int, default=1)
+    parser.add_argument("--batch", type=positive_int, default=100,
+                        help="images per Hessian batch")
+    parser.add_argument("--top-k", type=positive_int, default=1)
     parser.add_argument("--which", default="LA", choices=["LA", "LM"],
                         help="largest algebraic (LA) or magnitude (LM) eigenvalues")
     parser.add_argument("--tol", type=float, default=1e-3)
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--trace-samples", type=int, default=100,
+    parser.add_argument("--max-iter", type=positive_int, default=100)
+    parser.add_argument("--trace-samples", type=positive_int, default=100,
                         help="most Hutchinson probes (Hutch++: exactly this many products)")
     parser.add_argument("--trace-tol", type=float, default=1e-2,
                         help="Hutchinson: stop at this relative standard error (0: all probes)")

@@ -9,6 +9,8 @@ from flatness.cli._common import (
     add_data_options,
     add_out_option,
     add_scale_options,
+    positive_int,
+    positive_number,
     scale_from_args,
 )
 from flatness.errors import FlatnessError
@@ -24,20 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out_option(parser)
     parser.add_argument("--arch", default=None,
                         help="architecture (default: the scale's surrogate)")
-    parser.add_argument("--width", type=float, default=None, help="channel-width multiplier")
-    parser.add_argument("--depth", type=int, default=None, help="depth knob where the arch has one")
+    parser.add_argument("--width", type=positive_number, default=None,
+                        help="channel-width multiplier")
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="depth knob where the arch has one")
     parser.add_argument("--target", action="store_true",
                         help="use the scale's target recipe (epochs, decays, subset)")
     parser.add_argument("--dataset", default="cifar10",
                         help="cifar10 (default), or a derived dataset: d_r, d_nr, d_rand, d_det "
                              "(built at --scale first when missing) or a built d_r@SCALE")
+    parser.add_argument("--train-subset", default=None, metavar="N",
+                        help="training images (class-balanced), or 'all' (default: the scale's "
+                        "subset of cifar10, all of a derived dataset)")
     parser.add_argument("--minimizer", default="sgd", help="see `python -m flatness minimizers`")
     parser.add_argument("--rho", type=float, default=None, help="neighbourhood radius (SAM family)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
                         help="another minimizer hyper-parameter (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_number, default=None)
     parser.add_argument("--decay-epochs", default=None,
                         help="comma-separated epochs after which lr /= 10; 'none' for constant")
     parser.add_argument("--checkpoint-epochs", default=None,
@@ -67,6 +74,27 @@ def derived_dataset(args: argparse.Namespace) -> str:
     return dataset_name(args.dataset, scale)
 
 
+def _train_subset(text: str | None, dataset: str) -> tuple[bool, int | None]:
+    """(given, size) of ``--train-subset``: a derived dataset defaults to all of it.
+
+    Ilyas et al.'s datasets are built from the scale's own number of images
+    (``robust_dataset_size``), so the scale's CIFAR-10 subset may exceed them; chapter 1 trains
+    on all of a derived dataset, and so does ``train`` unless told otherwise.
+    """
+    if text is None:
+        return dataset.startswith("d_"), None
+    if text.strip().lower() in {"all", "none"}:
+        return True, None
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise FlatnessError(f"--train-subset expects a number of images >= 1 or 'all', "
+                            f"got {text!r}")
+    return True, size
+
+
 def build_config(args: argparse.Namespace) -> Any:
     from flatness.minimizers import parse_hyperparameters
     from flatness.training import TrainConfig
@@ -87,8 +115,9 @@ def build_config(args: argparse.Namespace) -> Any:
         "minimizer": args.minimizer,
         "minimizer_params": parse_hyperparameters(args.minimizer, items),
     }
-    if args.dataset != "cifar10":  # a derived dataset is built from the scale's subset: all of it
-        overrides["train_subset"] = None
+    given, subset = _train_subset(args.train_subset, args.dataset)
+    if given:
+        overrides["train_subset"] = subset
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
         overrides["checkpoint_epochs"] = ()

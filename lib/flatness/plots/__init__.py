@@ -10,6 +10,7 @@ from flatness.plots.figures import (
     bar_per_target,
     curve_traces,
     curves_with_band,
+    linked_figure,
     slider_figure,
     surface_with_slider,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "curves_with_band",
     "explore",
     "figure_html",
+    "linked_figure",
     "mimebundle",
     "show",
     "slider_figure",

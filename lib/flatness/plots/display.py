@@ -5,16 +5,21 @@ render (executablebooks/MyST-NB#667): the figure is blank in the book. :func:`sh
 output with two representations: the plotly mime bundle (live Jupyter, VS Code) and a
 ``text/html`` div that calls ``Plotly.newPlot`` *without* embedding plotly.js. The book loads
 plotly.js once per page from its own ``_static`` folder (see :mod:`flatness.book.sphinx_plotly`),
-so figures render with no kernel and no internet, and pages stay small.
+so figures render with no kernel and no internet, and pages stay small. A figure over several
+choices (:func:`flatness.plots.figures.linked_figure`) gets one menu per choice above it.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import uuid
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.io.base_renderers import MimetypeRenderer
+
+from flatness.plots.figures import ANIMATE, CONTROLS_META
 
 #: Plotly's config for every figure: responsive width, no "edit in chart studio" link.
 FIGURE_CONFIG: dict[str, Any] = {"responsive": True, "displaylogo": False}
@@ -29,6 +34,18 @@ _SCRIPT = """<script type="text/javascript">
     if (!gd) {{ return; }}
     Plotly.newPlot(gd, figure.data, figure.layout, figure.config).then(function () {{
       if (figure.frames && figure.frames.length) {{ return Plotly.addFrames(gd, figure.frames); }}
+    }}).then(function () {{ link(gd); }});
+  }};
+  // one menu per choice: together they name the frame to show ("0-2": first value, third value)
+  var link = function (gd) {{
+    var box = document.getElementById("{div_id}-controls");
+    if (!box) {{ return; }}
+    var menus = Array.prototype.slice.call(box.querySelectorAll("select"));
+    menus.forEach(function (menu) {{
+      menu.addEventListener("change", function () {{
+        var name = menus.map(function (m) {{ return m.value; }}).join("-");
+        Plotly.animate(gd, [name], {animate});
+      }});
     }});
   }};
   if (window.Plotly) {{ draw(); }}
@@ -60,10 +77,27 @@ def figure_html(fig: go.Figure, div_id: str | None = None) -> str:
     # "</" inside a <script> element would end it early
     figure_json = pio.json.to_json_plotly(figure).replace("</", "<\\/")
     return (
-        f'<div id="{div_id}" class="plotly-graph-div flatness-figure" '
+        controls_html(fig, div_id)
+        + f'<div id="{div_id}" class="plotly-graph-div flatness-figure" '
         f'style="height:{height}px; width:100%;"></div>\n'
-        + _SCRIPT.format(figure=figure_json, div_id=div_id)
+        + _SCRIPT.format(figure=figure_json, div_id=div_id, animate=json.dumps(ANIMATE))
     )
+
+
+def controls_html(fig: go.Figure, div_id: str) -> str:
+    """One labelled ``<select>`` per choice of a linked figure (empty for other figures)."""
+    meta = fig.layout.meta
+    controls = meta.get(CONTROLS_META) if isinstance(meta, dict) else None
+    if not controls:
+        return ""
+    menus = []
+    for control in controls:
+        options = "".join(f'<option value="{i}">{html.escape(label)}</option>'
+                          for i, label in enumerate(control["labels"]))
+        menus.append(f'<label>{html.escape(control["name"])} <select '
+                     f'aria-label="{html.escape(control["name"])}">{options}</select></label>')
+    return (f'<div id="{div_id}-controls" class="flatness-controls">' + " ".join(menus)
+            + "</div>\n")
 
 
 def mimebundle(fig: go.Figure) -> dict[str, Any]:
@@ -111,8 +145,6 @@ def use_renderer() -> None:
 
 def _jsonable(obj: Any) -> Any:
     """Plotly's JSON encoder handles numpy arrays, dates and NaN; round-trip through it."""
-    import json
-
     import plotly.io as pio
 
     return json.loads(pio.json.to_json_plotly(obj))

@@ -8,6 +8,7 @@ Sliders and dropdowns use plotly frames, so they work in the static book with no
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -116,6 +117,13 @@ def _y_range(frames: Sequence[Sequence[Any]]) -> list[float] | None:
     return [low - pad, high + pad]
 
 
+#: How a frame is shown: at once, redrawn, with no transition.
+ANIMATE = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
+           "transition": {"duration": 0}}
+#: Where :func:`linked_figure` records its controls (read by the HTML of the static book).
+CONTROLS_META = "flatness_controls"
+
+
 def slider_figure(
     frames: Mapping[Any, go.Figure | Sequence[Any]], slider_label: str = "rho", *,
     active: int = 0, control: str = "slider", shared_yrange: bool = True,
@@ -130,8 +138,38 @@ def slider_figure(
     """
     if control not in {"slider", "dropdown"}:
         raise FlatnessError(f"control must be 'slider' or 'dropdown', got {control!r}")
+    values = list(frames)
+    names = [f"{slider_label}={v}" for v in values]
+    fig, traces = _framed_figure(frames, names, active, layout, "slider_figure")
+    if control == "slider":
+        fig.update_layout(sliders=[{
+            "active": active,
+            "currentvalue": {"prefix": f"{slider_label} = "},
+            "pad": {"t": 40},
+            "steps": [
+                {"label": str(v), "method": "animate", "args": [[name], ANIMATE]}
+                for v, name in zip(values, names)
+            ],
+        }])
+    else:
+        fig.update_layout(updatemenus=[{
+            "type": "dropdown", "active": active, "x": 1.0, "xanchor": "right", "y": 1.15,
+            "buttons": [
+                {"label": f"{slider_label} = {v}", "method": "animate", "args": [[name], ANIMATE]}
+                for v, name in zip(values, names)
+            ],
+        }])
+    if shared_yrange and (yrange := _y_range(traces)) is not None:
+        fig.update_yaxes(range=yrange)
+    return fig
+
+
+def _framed_figure(frames: Mapping[Any, go.Figure | Sequence[Any]], names: Sequence[str],
+                   active: int, layout: go.Layout | Mapping[str, Any] | None, what: str
+                   ) -> tuple[go.Figure, list[list[Any]]]:
+    """A figure showing frame ``active`` and holding every frame under its name."""
     if not frames:
-        raise FlatnessError("slider_figure needs at least one frame")
+        raise FlatnessError(f"{what} needs at least one frame")
     values = list(frames)
     if not 0 <= active < len(values):
         raise FlatnessError(f"active={active} is outside the {len(values)} frames")
@@ -140,38 +178,46 @@ def slider_figure(
     for value, kind in zip(values, kinds):
         if kind != kinds[0]:
             raise FlatnessError(
-                f"slider_figure: every frame needs the same traces in the same order; "
+                f"{what}: every frame needs the same traces in the same order; "
                 f"{values[0]!r} has {list(kinds[0])}, {value!r} has {list(kind)}"
             )
     first = frames[values[0]]
     base_layout = layout if layout is not None else (
         first.layout if isinstance(first, go.Figure) else go.Layout())
-    names = [f"{slider_label}={v}" for v in values]
     fig = go.Figure(data=traces[active], layout=base_layout)
-    fig.frames = [
-        go.Frame(data=ts, name=name, traces=list(range(len(ts))))
-        for ts, name in zip(traces, names)
-    ]
-    animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
-               "transition": {"duration": 0}}
-    if control == "slider":
-        fig.update_layout(sliders=[{
-            "active": active,
-            "currentvalue": {"prefix": f"{slider_label} = "},
-            "pad": {"t": 40},
-            "steps": [
-                {"label": str(v), "method": "animate", "args": [[name], animate]}
-                for v, name in zip(values, names)
-            ],
-        }])
-    else:
-        fig.update_layout(updatemenus=[{
-            "type": "dropdown", "active": active, "x": 1.0, "xanchor": "right", "y": 1.15,
-            "buttons": [
-                {"label": f"{slider_label} = {v}", "method": "animate", "args": [[name], animate]}
-                for v, name in zip(values, names)
-            ],
-        }])
+    fig.frames = [go.Frame(data=ts, name=name, traces=list(range(len(ts))))
+                  for ts, name in zip(traces, names)]
+    return fig, traces
+
+
+def frame_name(indices: Sequence[int]) -> str:
+    """The name of the frame of one combination of control values (their indices)."""
+    return "-".join(map(str, indices))
+
+
+def linked_figure(
+    frames: Mapping[tuple[Any, ...], go.Figure | Sequence[Any]],
+    controls: Mapping[str, Sequence[Any]], *, shared_yrange: bool = True,
+    layout: go.Layout | Mapping[str, Any] | None = None,
+) -> go.Figure:
+    """One figure per combination of several choices, with one control per choice.
+
+    ``frames`` maps each combination of values (a tuple in the order of ``controls``) to a
+    figure or a list of traces; every combination must be there. The controls are recorded in
+    the layout's ``meta`` and drawn by :func:`flatness.plots.display.figure_html` as one menu
+    per choice, which together pick the frame (no menu of every combination).
+    """
+    options = {name: list(values) for name, values in controls.items()}
+    combos = list(itertools.product(*(range(len(v)) for v in options.values())))
+    keyed = {}
+    for combo in combos:
+        key = tuple(values[i] for values, i in zip(options.values(), combo))
+        if key not in frames:
+            raise FlatnessError(f"linked_figure: no frame for {dict(zip(options, key))}")
+        keyed[frame_name(combo)] = frames[key]
+    fig, traces = _framed_figure(keyed, list(keyed), 0, layout, "linked_figure")
+    meta = [{"name": name, "labels": [str(v) for v in values]} for name, values in options.items()]
+    fig.update_layout(meta={CONTROLS_META: meta})
     if shared_yrange and (yrange := _y_range(traces)) is not None:
         fig.update_yaxes(range=yrange)
     return fig

@@ -6,7 +6,7 @@ It displays ONE output carrying two representations:
 - ``application/vnd.jupyter.widget-view+json``: sliders/dropdowns that call the factory in the
   kernel (live Jupyter shows this one);
 - ``text/html``: a plotly figure with frames for every value (or combination of values) and a
-  slider, built by :func:`flatness.plots.figures.slider_figure` (the static book shows this one;
+  slider (or one menu per control), built by :func:`static_figure` (the static book shows this one;
   ``_config.yml`` drops the widget mime type from MyST-NB's HTML render priority).
 
 So the same cell is interactive live and in the static book, with no kernel and no internet.
@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from flatness.errors import FlatnessError
 from flatness.plots.display import figure_html, mimebundle
-from flatness.plots.figures import slider_figure
+from flatness.plots.figures import linked_figure, slider_figure
 
 
 def _check_controls(controls: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
@@ -41,19 +41,19 @@ def static_figure(
     fig_factory: Callable[..., go.Figure], controls: Mapping[str, Sequence[Any]],
     control: str = "slider",
 ) -> go.Figure:
-    """A frames+slider figure over every combination of control values (the static fallback).
+    """A figure with frames for every combination of control values (the static fallback).
 
-    One control gives a slider labelled with its name; several give one slider over their
-    combinations, labelled ``rho=0.1, epoch=5``.
+    One control gives a slider (or a dropdown) labelled with its name; several give one menu
+    per control, which together pick the frame (:func:`~flatness.plots.figures.linked_figure`).
     """
     checked = _check_controls(controls)
     names = list(checked)
-    frames: dict[Any, go.Figure] = {}
-    for combo in itertools.product(*checked.values()):
-        key = combo[0] if len(names) == 1 else ", ".join(f"{n}={v}" for n, v in zip(names, combo))
-        frames[key] = fig_factory(**dict(zip(names, combo)))
-    label = names[0] if len(names) == 1 else " · ".join(names)
-    return slider_figure(frames, label, control=control)
+    frames = {combo: fig_factory(**dict(zip(names, combo)))
+              for combo in itertools.product(*checked.values())}
+    if len(names) == 1:
+        return slider_figure({combo[0]: fig for combo, fig in frames.items()}, names[0],
+                             control=control)
+    return linked_figure(frames, checked)
 
 
 def _widget(name: str, values: list[Any]) -> Any:

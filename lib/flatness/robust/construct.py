@@ -20,6 +20,7 @@ from torch import nn
 from flatness.attacks import attack
 from flatness.attacks._model import attack_mode, model_device
 from flatness.device import autocast
+from flatness.progress import track
 
 
 def _l2(t: torch.Tensor) -> torch.Tensor:
@@ -82,7 +83,8 @@ def invert_representation(model: nn.Module, target: torch.Tensor, start: torch.T
     layout = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty_like(start)
     with attack_mode([model], channels_last):
-        for lo in range(0, start.shape[0], batch_size):
+        for lo in track(range(0, start.shape[0], batch_size), "representation inversion",
+                        "batch"):
             x = start[lo:lo + batch_size].to(device, torch.float32).contiguous(memory_format=layout)
             with torch.no_grad(), autocast(device):
                 goal = model.forward_features(

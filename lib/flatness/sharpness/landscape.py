@@ -24,6 +24,7 @@ from torch.func import functional_call
 
 from flatness.device import autocast, memory_format, resolve_device
 from flatness.errors import FlatnessError
+from flatness.progress import track
 from flatness.provenance import provenance
 from flatness.results import Result
 from flatness.sharpness._state import evaluation_mode, split_state
@@ -128,7 +129,8 @@ def _slice(model: nn.Module, directions: list[Direction], points: list[tuple[flo
         for prefix, x, y in sets:
             evaluate = _Evaluator(model, x, y, batch_size, dev, amp)
             out[f"{prefix}_loss"], out[f"{prefix}_acc"] = evaluate(
-                (state_at(p) for p in points), len(points))
+                track((state_at(p) for p in points), f"{prefix} loss", "point",
+                      total=len(points), every_s=10.0), len(points))
     return out
 
 
@@ -208,7 +210,8 @@ def interpolate(model_a: nn.Module, model_b: nn.Module, alphas: Sequence[float],
             sets.append(("test", test_images, test_labels))
         for prefix, x, y in sets:
             evaluate = _Evaluator(model_a, x, y, batch_size, dev, amp)
-            loss, acc = evaluate((state_at(a) for a in alphas), len(alphas))
+            loss, acc = evaluate(track((state_at(a) for a in alphas), f"{prefix} loss", "point",
+                                       total=len(alphas), every_s=10.0), len(alphas))
             out[f"{prefix}_loss"], out[f"{prefix}_acc"] = loss.tolist(), acc.tolist()
     return _result(out, {"type": "interpolation", "n_images": len(labels), **(config or {})},
                    dev, time.perf_counter() - start, scale, list(seeds))

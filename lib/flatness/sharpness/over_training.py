@@ -21,6 +21,7 @@ import torch
 from flatness.device import resolve_device
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable
+from flatness.progress import track
 from flatness.provenance import provenance
 from flatness.results import Result, write_result
 from flatness.sharpness.metrics import as_images, hessian_metrics
@@ -110,7 +111,7 @@ def sharpness_over_training(run: Any, epochs: Sequence[int], *, engine: str = "f
                                   seed=seed, device=dev, **metric_kwargs)
         return to_jsonable({"epoch": epoch, **metrics})
 
-    for epoch in epochs:
+    for epoch in track(epochs, f"sharpness {run.dir.name[:40]}", "epoch"):
         path = cache / f"epoch_{epoch:04d}.json"
         inputs = {"settings": settings, "epoch": epoch}
         if recompute:

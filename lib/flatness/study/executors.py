@@ -10,15 +10,12 @@ requests one GPU when the study runs on CUDA; outputs land in the shared cache d
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from flatness.errors import FlatnessError
-from flatness.progress import log_lines, tqdm_disable
+from flatness.progress import Progress
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job
 
@@ -51,22 +48,18 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
     if executor == "local":
         return _run_local(ordered, spec, progress)
     if executor == "ray":
-        return _run_ray(ordered, spec, address)
+        return _run_ray(ordered, spec, address, progress)
     raise FlatnessError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
 
 
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
     outputs = {}
-    bar = tqdm(ordered, desc="study", unit="job", disable=tqdm_disable(progress))
-    lines = log_lines(progress)  # headless (nohup ... > log): one line per job
-    for i, job in enumerate(bar, 1):
-        bar.set_postfix_str(job.label[:60])
-        started = time.perf_counter()
-        outputs[job.key()] = job.run(ctx)
-        if lines:
-            print(f"[{i}/{len(ordered)}] {time.perf_counter() - started:8.1f} s  {job.label}",
-                  file=sys.stderr, flush=True)
+    with Progress(len(ordered), "study", "job", progress=progress) as bar:
+        for job in ordered:
+            started = time.perf_counter()
+            outputs[job.key()] = job.run(ctx)
+            bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
     return outputs
 
 
@@ -75,7 +68,8 @@ def _ray_task(job: Job, spec: StudySpec, *dependencies: Any) -> dict[str, Any]:
     return job.run(spec.open())
 
 
-def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None) -> dict[str, Any]:
+def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None,
+             progress: bool | None = None) -> dict[str, Any]:
     try:
         import ray
     except ImportError:
@@ -95,5 +89,11 @@ def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None) -> dict[s
     for job in ordered:  # dependencies come first, so their references exist
         refs[job.key()] = task.remote(job, spec, *[refs[d.key()] for d in job.deps(spec)])
     keys = list(refs)
+    labels = {refs[job.key()]: job.label for job in ordered}
+    pending = list(labels)
+    with Progress(len(pending), "study", "job", progress=progress) as bar:
+        while pending:  # one line per job as it finishes, in whatever order
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.advance(note=labels[done[0]])
     values = ray.get([refs[k] for k in keys])
     return dict(zip(keys, values))

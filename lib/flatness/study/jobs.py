@@ -24,6 +24,7 @@ import torch
 
 from flatness.data import images_to_tensor
 from flatness.data.derived import derived_source, register_name
+from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
@@ -313,6 +314,10 @@ class AttackSpec:
     norm: str = "linf"
     step_size: float = 0.0
     techniques: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise FlatnessError(f"attack_steps must be an integer >= 1, got {self.steps!r}")
 
     @property
     def resolved_step_size(self) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from flatness.device import resolve_device
+from flatness.progress import track
 from flatness.scales import ModelSpec, Scale
 from flatness.training import TrainConfig, train
 
@@ -52,7 +53,8 @@ def load_targets(scale: Scale, device: Any = None, data: str | os.PathLike | Non
     """Train the scale's targets (or reuse their finished runs) and load them in eval mode."""
     dev = resolve_device(device)
     names, models, dirs = [], [], []
-    for config in target_configs(scale):
+    for config in track(target_configs(scale), f"targets of {scale.name}", "target",
+                        progress=progress):
         run = train(config, data=data, device=dev, out=out, progress=progress)
         names.append(target_name(config))
         models.append(run.load_model(device=dev))

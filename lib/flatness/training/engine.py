@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from flatness.data import DeviceDataset, load_dataset
 from flatness.device import autocast, memory_format, resolve_device
@@ -31,7 +30,7 @@ from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
-from flatness.progress import tqdm_disable
+from flatness.progress import Progress
 from flatness.provenance import provenance
 from flatness.store import locked
 from flatness.training.config import TrainConfig
@@ -56,8 +55,9 @@ def train(
 
     The run is named by ``config`` with its precision resolved on ``device``.
     ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
-    ``progress=None`` shows a progress bar only on a terminal. ``adversary`` crafts the
-    inputs of adversarial training (required when ``config.adv_eps > 0``).
+    ``progress=None``: a bar on a terminal, a line per epoch in a log, nothing in a notebook.
+    ``adversary`` crafts the inputs of adversarial training (required when
+    ``config.adv_eps > 0``).
     """
     _check_names(config)  # fail fast, before any data is decoded
     dev = resolve_device(device)
@@ -153,10 +153,9 @@ class _Trainer:
         self._load_resume_state()
         self.run.set_status("running", epoch=self.epoch)
         last = min(config.epochs, until_epoch) if until_epoch is not None else config.epochs
-        bar = tqdm(range(self.epoch + 1, last + 1), desc=self.run.dir.name[:40], unit="epoch",
-                   initial=self.epoch, total=config.epochs,
-                   disable=tqdm_disable(progress), leave=False)
-        for epoch in bar:
+        bar = Progress(config.epochs, f"train {self.run.dir.name[:40]}", "epoch",
+                       initial=self.epoch, progress=progress)
+        for epoch in range(self.epoch + 1, last + 1):
             started = time.perf_counter()
             row = self._train_epoch(epoch)
             eval_model = self.minimizer.end_epoch(epoch, self._update_bn)
@@ -170,12 +169,13 @@ class _Trainer:
                 message = (f"training diverged at epoch {epoch} (train loss {row['train_loss']}); "
                            "lower the learning rate or the minimizer's rho")
                 self.run.set_status("diverged", epoch=epoch, message=message)
+                bar.close()
                 raise FlatnessError(f"{message}; details in {self.run.dir}")
             if epoch in config.checkpoint_epochs or epoch == config.epochs:
                 self.run.save_checkpoint(epoch, _unwrap(eval_model).state_dict())
             self.run.write_metrics(self.metrics)
             self._save_resume_state()
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['test_acc']:.3f}")
+            bar.advance(note=f"loss {row['train_loss']:.3f}, test acc {row['test_acc']:.3f}")
         bar.close()
         if self.epoch >= config.epochs:
             self._finish()

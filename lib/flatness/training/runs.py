@@ -131,8 +131,9 @@ class Run:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - corrupt file: say which and how to fix
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise FlatnessError(
-                f"checkpoint {path} is unreadable ({exc}); delete it and retrain"
+                f"checkpoint {path} is unreadable ({reason}); delete it and retrain"
             ) from None
 
     def load_model(self, epoch: int | None = None, device: Any = "cpu") -> nn.Module:
