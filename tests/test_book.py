@@ -125,11 +125,11 @@ def test_unknown_parameter_and_chapter_are_rejected(tmp_path: Path) -> None:
         build_book(tmp_path, chapters=["nine"])
 
 
-def test_toc_lists_the_five_chapters_and_results_page_and_prunes_missing(tmp_path: Path
-                                                                        ) -> None:
+def test_toc_lists_the_regime_map_five_chapters_and_results_page_and_prunes_missing(
+        tmp_path: Path) -> None:
     chapters = read_chapters(repo_root())
     assert [c.name for c in chapters] == [
-        "01_robust_features", "02_lr_decay", "03_sharpness", "04_minimizers",
+        "00_regimes", "01_robust_features", "02_lr_decay", "03_sharpness", "04_minimizers",
         "05_complementarity", "06_findings"]
     assert all(c.source.is_file() for c in chapters)  # every toc entry has its notebook
     assert [c.name for c in select_chapters(chapters, ["04", "02_lr_decay"])] == [

@@ -106,8 +106,10 @@ def _open(browser, url: str):
     return page, problems
 
 
-_FIGURE_STATE = """gd => Array.from(gd.querySelectorAll('.main-svg path, .main-svg rect.point'))
-    .map(e => e.getAttribute('d') || e.getAttribute('height')).join('|')"""
+_FIGURE_STATE = """gd => Array.from(gd.querySelectorAll(
+        '.main-svg path, .main-svg rect.point, .main-svg image'))
+    .map(e => e.getAttribute('d') || e.getAttribute('height') || e.getAttribute('href'))
+    .join('|')"""
 
 
 def test_every_page_loads_without_errors(browser, server, html_dir: Path) -> None:

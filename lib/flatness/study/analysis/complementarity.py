@@ -67,3 +67,13 @@ def lgv_plus_lsam(data: dict[str, Any], scale: str) -> Claim:
         for column in _columns(data, lambda c: c == LGV))
     return Claim(CHAPTER, "lgv-plus-lsam", "LGV collected along l-SAM beats LGV alone "
                  "(Table 3).", comparisons, scale)
+
+
+def gains_over_sgd(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """l-SAM minus SGD under each column (plain BIM, each technique, LGV): the mean and std of
+    the per-seed differences (for the chapter's bar chart)."""
+    from flatness.study.common import paired
+
+    table = data["table"]
+    return {column: paired(difference(table["lsam"][column], table["sgd"][column]))
+            for column in _columns(data, lambda c: True)}
