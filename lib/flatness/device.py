@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from flatness.errors import FlatnessError
-from flatness.precision import DEFAULT_PRECISION, uses_bf16
+from flatness.precision import uses_bf16
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -22,11 +22,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def autocast(device: torch.device, enabled: bool = True, precision: str = DEFAULT_PRECISION):
-    """bf16 autocast on CUDA; on CPU only at ``precision="bf16"`` (see :mod:`flatness.precision`:
-    a gain only on CPUs with native bf16)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=enabled and uses_bf16(device, precision))
+def autocast(device: torch.device, enabled: bool = True, precision: str | None = None):
+    """bf16 autocast where a training ``precision`` resolves to bf16 (:mod:`flatness.precision`);
+    without one (attacks, evaluation), bf16 on CUDA only, so CPU attacks stay fp32 everywhere."""
+    bf16 = device.type == "cuda" if precision is None else uses_bf16(device, precision)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16)
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

@@ -51,7 +51,7 @@ class TrainConfig:
     adv_eps: float = 0.0
     adv_steps: int = 0
     adv_step_size: float = 0.0
-    precision: str = DEFAULT_PRECISION  # autocast: auto (bf16 on CUDA, fp32 on CPU), bf16, fp32
+    precision: str = DEFAULT_PRECISION  # auto (bf16 on CUDA and native-bf16 CPUs), bf16, fp32
 
     def __post_init__(self) -> None:
         problems = []
