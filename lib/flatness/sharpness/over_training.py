@@ -26,7 +26,8 @@ from flatness.provenance import provenance
 from flatness.results import Result, write_result
 from flatness.sharpness.metrics import as_images, hessian_metrics
 
-CACHE_VERSION = 1
+# 2: the fast engine's defaults changed the numbers (deflated trace, Lanczos change rule)
+CACHE_VERSION = 2
 
 
 def _open_run(run: Any):
