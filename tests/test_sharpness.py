@@ -121,6 +121,21 @@ def test_fast_hvp_equals_autograd_double_backward(trained, mode: str) -> None:
     model.train()
 
 
+@pytest.mark.parametrize("budget", [0, 1, 1 << 40])
+def test_single_vector_products_agree_whatever_the_graphs_kept(trained, budget, monkeypatch):
+    """No graph kept, or every batch's: the same product as the batched path's."""
+    import flatness.sharpness.hvp as hvp
+
+    model, images, labels = trained
+    model.eval()
+    monkeypatch.setattr(hvp, "memory_budget", lambda device: budget)
+    op = HessianOperator(model, images, labels, F.cross_entropy, 50, torch.device("cpu"))
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(op.matvec(v), op.matmat(v[None])[0], rtol=1e-4, atol=1e-4)
+    assert len(op._graphs) == (0 if budget < 2 else 4) and op.hvp_count == 2
+    model.train()
+
+
 def test_engines_agree_on_trained_convnet(trained) -> None:
     model, images, labels = trained
     before = snapshot(model)
