@@ -132,7 +132,9 @@ def test_single_vector_products_agree_whatever_the_graphs_kept(trained, budget, 
     op = HessianOperator(model, images, labels, F.cross_entropy, 50, torch.device("cpu"))
     v = torch.randn(op.dim, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(op.matvec(v), op.matmat(v[None])[0], rtol=1e-4, atol=1e-4)
-    assert len(op._graphs) == (0 if budget < 2 else 4) and op.hvp_count == 2
+    block = torch.stack([v, -2 * v])
+    torch.testing.assert_close(op.matmat(block)[1], -2 * op.matvec(v), rtol=1e-4, atol=1e-4)
+    assert len(op._graphs) == (0 if budget < 2 else 4) and op.hvp_count == 5
     model.train()
 
 
