@@ -2,7 +2,7 @@
 
     python benchmarks/sharpness.py [--device cuda] [--arch resnet18 --width 0.125]
                                    [--images 500 --batch 100 --tol 1e-3 --max-iter 100]
-                                   [--trace-samples 10 --min-probes 3 --rounds 2]
+                                   [--trace-samples 10 --min-probes 2 --rounds 2]
 
 Both engines get the same model (briefly trained on synthetic class-prototype images so the
 spectrum is not that of an initialisation), the same images and batches, and the same tolerance
@@ -53,7 +53,7 @@ def trained_model(arch: str, width: float, n: int, steps: int, device: torch.dev
 
 
 def compare(model, images, labels, *, batch: int = 100, tol: float = 1e-3, max_iter: int = 100,
-            trace_samples: int = 10, min_probes: int = 3, hvp_mode: str = "fwd-rev",
+            trace_samples: int = 10, min_probes: int = 2, hvp_mode: str = "fwd-rev",
             rounds: int = 1, device: torch.device) -> dict:
     """Both engines at equal accuracy, best of ``rounds`` each, and their agreement (a dict)."""
     common = dict(top_k=1, which="LA", tol=tol, max_iter=max_iter, trace=True,
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--trace-samples", type=int, default=10,
                         help="PyHessian's Hutchinson probes (and the fast engine's most)")
-    parser.add_argument("--min-probes", type=int, default=3,
+    parser.add_argument("--min-probes", type=int, default=2,
                         help="the fast engine's fewest probes (and its block)")
     parser.add_argument("--hvp-mode", default="fwd-rev", choices=["fwd-rev", "rev-rev"])
     parser.add_argument("--rounds", type=int, default=2)
