@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -125,7 +126,8 @@ def hessian(device: torch.device, size: dict, data: str | None, out: Path) -> di
 def mini_comparison(device: torch.device, size: dict, data: str | None, out: Path,
                     deadline: float = float("inf")) -> dict:
     """SGD, SAM and l-SAM surrogates (seed 0), BIM, success on the scale's targets."""
-    from flatness.attacks import bim, load_targets, select_correct, success_rates
+    from flatness.attacks import bim, select_correct, success_rates
+    from flatness.attacks.zoo import load_targets
     from flatness.data import images_to_tensor, load_dataset
     from flatness.scales import ModelSpec, get_scale
     from flatness.training import TrainConfig, train
@@ -133,6 +135,7 @@ def mini_comparison(device: torch.device, size: dict, data: str | None, out: Pat
     base = get_scale(size["scale"])
     scale = base.replace(surrogate=ModelSpec("resnet18", size["width"]), epochs=size["epochs"],
                          decay_epochs=size["decays"], train_subset=size["train_subset"],
+                         eval_subset=None,
                          target_epochs=size["target_epochs"], target_decay_epochs=(),
                          target_train_subset=size["target_train_subset"],
                          n_attack_images=size["attack_images"],
@@ -173,6 +176,17 @@ def mini_comparison(device: torch.device, size: dict, data: str | None, out: Pat
             "train_acc": last["train_acc"], "success": dict(zip(targets.names, rates)),
             "success_mean": sum(rates) / len(rates)}
     return result
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with NaN and infinities as ``None`` (strict JSON)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 SECTIONS: dict[str, Callable[..., dict]] = {
@@ -221,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {report['sections'][name]['status']} "
                   f"({report['sections'][name]['seconds']:.1f} s)", flush=True)
         report["total_s"] = round(time.perf_counter() - start, 2)
-        path.write_text(json.dumps(report, indent=1, default=str))
+        path.write_text(json.dumps(_finite(report), indent=1, default=str))
     print(path)
     return 0 if all(s["status"] == "ok" for s in report["sections"].values()) else 1
 

@@ -95,13 +95,14 @@ def throughput(subset, device: torch.device, *, arch: str = "resnet18", width: f
                        device, batch, workers)  # warm-up
     base = max(conventional_epoch(baseline, subset.images, subset.labels, device, batch, workers)
                for _ in range(epochs))
-    config = TrainConfig(arch=arch, width=width, train_subset=len(subset), eval_subset=512,
+    config = TrainConfig(arch=arch, width=width, train_subset=len(subset), eval_subset=None,
                          epochs=epochs + 1, batch_size=batch, decay_epochs=())
     out = {"conventional": base, "engine": {}, "precision": {}}
     for precision in precisions:
         with tempfile.TemporaryDirectory() as tmp:
             trainer = _Trainer(dataclasses.replace(config, precision=precision), Run(Path(tmp)),
-                               subset, subset.subset(512, 0), device, compile=compile)
+                               subset, subset.subset(min(512, len(subset)), 0), device,
+                               compile=compile)
             engine_epoch(trainer, 1)  # warm-up (and compilation)
             out["engine"][precision] = max(engine_epoch(trainer, e + 2) for e in range(epochs))
             out["precision"][precision] = trainer.precision  # what it resolved to
