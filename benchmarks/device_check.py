@@ -40,13 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(throughput_images=None, throughput_width=1.0, workers=8, compile=True,
-                 minimizer_width=1.0, minimizer_rounds=5, hessian_width=1.0,
-                 hessian_images=1000, hessian_batch=250, scale="gpu", width=1.0,
+                 minimizer_width=1.0, minimizer_rounds=5, minimizer_block=5, hessian_width=1.0,
+                 hessian_steps=30, hessian_images=1000, hessian_batch=250, scale="gpu", width=1.0,
                  epochs=16, decays=(8, 12), train_subset=None, target_epochs=3,
                  target_train_subset=None, attack_images=1000, attack_steps=10, budget_s=480),
     "smoke": dict(throughput_images=256, throughput_width=0.0625, workers=1, compile=False,
-                  minimizer_width=0.0625, minimizer_rounds=2, hessian_width=0.0625,
-                  hessian_images=64, hessian_batch=32, scale="smoke", width=0.0625,
+                  minimizer_width=0.0625, minimizer_rounds=1, minimizer_block=2,
+                  hessian_width=0.0625, hessian_steps=10, hessian_images=64, hessian_batch=32,
+                  scale="smoke", width=0.0625,
                   epochs=2, decays=(1,), train_subset=None, target_epochs=1,
                   target_train_subset=None, attack_images=8, attack_steps=2, budget_s=600),
 }
@@ -104,7 +105,8 @@ def minimizer_steps(device: torch.device, size: dict, data: str | None, out: Pat
 
     names = ["sgd", "sam", "looksam"]
     times, label = step_times(device, width=size["minimizer_width"],
-                              rounds=size["minimizer_rounds"], names=names)
+                              rounds=size["minimizer_rounds"], block=size["minimizer_block"],
+                              names=names)
     sgd = times["sgd"]
     return {"network": label, "batch": 128, "ms_per_step": {k: 1e3 * v for k, v in times.items()},
             "over_sgd": {k: v / sgd for k, v in times.items()},
@@ -117,7 +119,8 @@ def hessian(device: torch.device, size: dict, data: str | None, out: Path) -> di
     from sharpness import compare, trained_model
 
     model, images, labels = trained_model("resnet18", size["hessian_width"],
-                                          size["hessian_images"], 30, device)
+                                          size["hessian_images"], size["hessian_steps"],
+                                          device)
     result = compare(model, images, labels, batch=size["hessian_batch"], rounds=1,
                      device=device)
     return {"arch": "resnet18", "width": size["hessian_width"], "images": len(images), **result}
