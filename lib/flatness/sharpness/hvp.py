@@ -106,6 +106,17 @@ class HessianOperator:
                 break
         return self._graphs
 
+    def gradient(self) -> torch.Tensor:
+        """The flat gradient of the subset loss (free from the retained graphs)."""
+        graphs = self._retain_graphs() if self.mode == "fwd-rev" else []
+        total = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for grads in graphs:
+            total.add_(self.flatten(tuple(g.detach() for g in grads)))
+        grad_fn = grad(self._loss)
+        for x, y, weight in self.batches[len(graphs):]:
+            total.add_(self.flatten(grad_fn(self.params, x, y)), alpha=weight)
+        return total
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for one flat vector ``v``."""
         return self.matmat(v.unsqueeze(0)).squeeze(0)
