@@ -105,6 +105,25 @@ def time_block(step: Callable[[], None], block: int, device: torch.device,
     return (clock() - start) / block
 
 
+def step_times(device: torch.device, *, arch: str = "resnet18", width: float = 0.25,
+               batch: int = 128, rounds: int = 5, block: int = 5, names: list[str] | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, float], str]:
+    """Median seconds per step of each method (and the network's label), round-robin."""
+    torch.manual_seed(0)
+    model, label = build_network(arch, width)
+    model = model.to(device, memory_format=memory_format(device))
+    x = torch.rand(batch, 3, 32, 32, device=device).to(memory_format=memory_format(device))
+    y = torch.randint(0, 10, (batch,), device=device)
+    steppers = make_steppers(model, x, y, device, list(MINIMIZERS) if names is None else names)
+    for step in steppers.values():  # warm-up: allocator, cuDNN autotuning, LookSAM's g_v
+        time_block(step, block, device)
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for _ in range(rounds):
+        for name, step in steppers.items():
+            times[name].append(time_block(step, block, device, clock))
+    return {name: statistics.median(t) for name, t in times.items()}, label
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None)
@@ -128,20 +147,9 @@ def main() -> None:
     device = resolve_device(args.device)
     use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
     clock = time.process_time if use_cpu_clock else time.perf_counter
-    torch.manual_seed(0)
-    model, label = build_network(args.arch, args.width)
-    model = model.to(device, memory_format=memory_format(device))
-    x = torch.rand(args.batch, 3, 32, 32, device=device).to(memory_format=memory_format(device))
-    y = torch.randint(0, 10, (args.batch,), device=device)
-    steppers = make_steppers(model, x, y, device, args.minimizers)
-
-    for step in steppers.values():  # warm-up: allocator, cuDNN autotuning, LookSAM's g_v
-        time_block(step, args.block, device)
-    times: dict[str, list[float]] = {name: [] for name in steppers}
-    for _ in range(args.rounds):
-        for name, step in steppers.items():
-            times[name].append(time_block(step, args.block, device, clock))
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median, label = step_times(device, arch=args.arch, width=args.width, batch=args.batch,
+                               rounds=args.rounds, block=args.block, names=args.minimizers,
+                               clock=clock)
 
     threads = torch.get_num_threads()
     print(f"# {label}, batch {args.batch}, device {device} ({threads} threads), "

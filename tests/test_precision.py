@@ -1,14 +1,16 @@
-"""Training precision: identities hold the resolved precision (``auto`` resolves on the device
-kind); ``bf16`` trains under autocast on CPU too, reads apart in names, labels and provenance;
-bad values are clear errors."""
+"""Training precision: identities hold the resolved precision (``auto`` resolves to bf16 on
+CUDA and on CPUs with native bf16, fp32 elsewhere); ``bf16`` trains under autocast on CPU too,
+reads apart in names, labels, metrics and provenance; bad values are clear errors."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from flatness import precision
 from flatness.device import autocast
 from flatness.errors import FlatnessError
 from flatness.precision import resolve_precision, uses_bf16
@@ -21,15 +23,31 @@ SMOKE = get_scale("smoke")
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_auto_is_bf16_on_cuda_only_and_explicit_choices_hold_everywhere():
-    assert uses_bf16(CUDA) and not uses_bf16(CPU)
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_is_bf16_on_cuda_and_native_bf16_cpus_and_explicit_choices_hold(native, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CUDA) == "bf16"
+    assert resolve_precision("auto", CPU) == ("bf16" if native else "fp32")
+    assert [resolve_precision(p, d) for p in ("bf16", "fp32") for d in (CPU, CUDA)] == [
+        "bf16", "bf16", "fp32", "fp32"]
+    assert uses_bf16(CUDA) and uses_bf16(CPU) == native
     assert uses_bf16(CPU, "bf16") and uses_bf16(CUDA, "bf16")
     assert not uses_bf16(CUDA, "fp32")
     x, w = torch.ones(2, 3), torch.ones(4, 3)
     with autocast(CPU, precision="bf16"):
         assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
-    with autocast(CPU):
+    with autocast(CPU):  # no training precision (attacks, evaluation): fp32 on every CPU
         assert torch.nn.functional.linear(x, w).dtype == torch.float32
+    with pytest.raises(FlatnessError, match="precision must be one of"):
+        resolve_precision("fp16", CPU)
+
+
+def test_native_bf16_detection_reads_torch_or_cpuinfo_flags():
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    torch_says = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    expected = torch_says or bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert precision.cpu_has_native_bf16() is expected
 
 
 def test_auto_resolves_on_the_device_kind_and_explicit_choices_stay():
@@ -88,5 +106,6 @@ def test_bf16_training_on_cpu_runs_its_convolutions_in_bf16(shared_cifar, tmp_pa
                                     precision="bf16")
     run = train(config, data=shared_cifar, out=tmp_path, device="cpu")
     assert seen == {torch.bfloat16}
-    assert Run(run.dir).provenance["autocast"] == "bf16"
+    assert Run(run.dir).provenance["autocast"] == Run(run.dir).provenance["precision"] == "bf16"
+    assert {row["precision"] for row in run.metrics()} == {"bf16"}
     assert math.isfinite(run.metrics()[-1]["train_loss"])

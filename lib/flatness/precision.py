@@ -1,15 +1,19 @@
-"""Training precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``fp32``.
+"""Training precision: ``auto``, ``bf16`` (bf16 autocast) or ``fp32``.
 
-``auto`` keeps CPU runs in fp32 because bf16 autocast pays off only on CPUs with native bf16
-(AVX512-BF16, AMX) and is slower elsewhere, and committed cpu results should not depend on the
-machine that made them. Where the CPU has it, ``bf16`` trains about 1.7x faster (a Zen 4 core,
-``benchmarks/train_throughput.py --cpu-bf16``). Precision changes the weights, so it is part of
-every identity, always *resolved* (:func:`resolve_precision`: what actually runs, ``fp32`` or
-``bf16``): ``auto`` is a request that the study resolves when it plans its jobs.
+``auto`` resolves (:func:`resolve_precision`) to bf16 on CUDA and on a CPU with native bf16
+(AVX512-BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later), where bf16 autocast trains
+about 1.7x faster (``benchmarks/train_throughput.py --cpu-bf16``), and to fp32 on other CPUs,
+where bf16 is emulated and slower. Precision changes the weights, so it is part of every
+identity, always *resolved* (``fp32`` or ``bf16``: what actually runs): ``auto`` is a
+request that the study resolves when it plans its jobs, and the engine records the
+resolved precision in every epoch's metrics and in the run's provenance.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flatness.errors import FlatnessError
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16
 DEFAULT_PRECISION = "auto"
 
 
@@ -36,14 +41,32 @@ def check_precision(value: Any) -> str:
     return value
 
 
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), asked of torch's own
+    detection and of /proc/cpuinfo's flags (either suffices)."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    with contextlib.suppress(Exception):
+        if any(getattr(torch.cpu, name, lambda: False)() for name in probes):
+            return True
+    with contextlib.suppress(OSError):
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+        return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return False
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """What ``precision`` runs as on ``device`` (a device or its kind, ``"cpu"``/``"cuda"``):
-    ``auto`` is bf16 on CUDA and fp32 elsewhere; ``bf16`` and ``fp32`` are themselves."""
+    """The concrete precision (``"bf16"`` or ``"fp32"``) of ``precision`` on ``device`` (a
+    device or its kind, ``"cpu"``/``"cuda"``): ``auto`` is bf16 on CUDA and on a CPU with
+    native bf16, fp32 otherwise."""
     check_precision(precision)
     if precision != "auto":
         return precision
-    kind = device if isinstance(device, str) else device.type
-    return "bf16" if kind.split(":")[0] == "cuda" else "fp32"
+    kind = (device if isinstance(device, str) else device.type).split(":")[0]
+    native = kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16())
+    return "bf16" if native else "fp32"
 
 
 def uses_bf16(device: torch.device, precision: str = DEFAULT_PRECISION) -> bool:

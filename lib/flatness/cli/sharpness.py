@@ -31,9 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most Hutchinson probes (Hutch++: exactly this many products)")
     parser.add_argument("--trace-tol", type=float, default=1e-2,
                         help="Hutchinson: stop at this relative standard error (0: all probes)")
-    parser.add_argument("--trace-method", default="hutchinson", choices=["hutchinson", "hutch++"],
-                        help="trace estimator (hutch++: a far smaller error for the same "
-                             "products when a few eigenvalues dominate; fast engine only)")
+    parser.add_argument("--trace-method", default=None,
+                        choices=["deflated", "hutchinson", "hutch++"],
+                        help="trace estimator (default: deflated for the fast engine, exact on "
+                             "the eigenvalue phase's Krylov basis and Hutchinson on the rest; "
+                             "hutchinson: PyHessian's probes, the pyhessian engine's only one; "
+                             "hutch++: a fixed budget of products)")
     parser.add_argument("--density", action="store_true", help="also the spectral density (SLQ)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None,
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     metric_kwargs = dict(top_k=args.top_k, which=args.which, tol=args.tol,
                          max_iter=args.max_iter, trace_samples=args.trace_samples,
                          trace_tol=args.trace_tol or None, density=args.density)
-    if args.trace_method != "hutchinson":  # the default stays out of the settings' cache key
+    if args.trace_method is not None:  # the default stays out of the settings' cache key
         metric_kwargs["trace_method"] = args.trace_method
     result = sharpness_over_training(handle, epochs, engine=args.engine, n_images=args.images,
                                      batch_size=args.batch, seed=args.seed, device=args.device,

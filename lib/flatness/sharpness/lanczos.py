@@ -8,9 +8,17 @@ Gram-Schmidt twice), so no spurious copies of converged eigenvalues appear in fp
 tridiagonal problem is solved in float64 on the host. One host sync per Hessian-vector product
 (the two new coefficients), negligible next to a product over thousands of images.
 
-Stopping rule for the top eigenvalues: the Ritz pair (theta_i, y_i) of the wanted ones has the
-residual ``||H y_i - theta_i y_i|| = beta_m |s_{m,i}|``, and some eigenvalue of H lies within
-that residual of theta_i; we stop once it is below ``tol * |theta_i|`` for every wanted pair.
+Stopping rule for the top eigenvalues, for every wanted Ritz pair (theta_i, y_i): its residual
+``||H y_i - theta_i y_i|| = beta_m |s_{m,i}|`` is below ``tol * |theta_i|`` (some eigenvalue
+of H then lies within it), or theta_i moved by less than ``tol * |theta_i|`` in the last step
+(PyHessian's rule for its power iteration). The residual bound alone is far too cautious for
+an extreme eigenvalue, whose Ritz value converges like the residual squared: on a trained
+ResNet-18 it stopped at step 5 with an error of 3e-7 where step 4 was already within 1e-5;
+Lanczos converges so much faster than power iteration that the change rule errs on the safe
+side (its error is the next changes' sum, a small fraction of the last one).
+
+The run also returns its Krylov basis (``Tridiagonal.basis`` and ``next_vector``): the trace
+estimator of :mod:`flatness.sharpness.hutchinson` takes the trace on that subspace exactly.
 """
 
 from __future__ import annotations
@@ -27,19 +35,25 @@ StopRule = Callable[[np.ndarray, np.ndarray, float], bool]
 
 @dataclass
 class Tridiagonal:
-    """The Lanczos tridiagonal matrix (diagonal ``alphas``, off-diagonal ``betas``) and the
-    norm ``last_beta`` of the final residual vector."""
+    """The Lanczos tridiagonal matrix (diagonal ``alphas``, off-diagonal ``betas``), the norm
+    ``last_beta`` of the final residual vector and, from :func:`lanczos`, the orthonormal basis
+    (m, dim) and the normalised residual ``next_vector``: ``H Q = Q T + last_beta q e_m^T``."""
 
     alphas: np.ndarray
     betas: np.ndarray
     last_beta: float
+    basis: torch.Tensor | None = None
+    next_vector: torch.Tensor | None = None
+
+    def matrix(self) -> np.ndarray:
+        """T itself, (m, m) float64."""
+        m = len(self.alphas)
+        t = np.diag(self.alphas) + np.diag(self.betas, 1) + np.diag(self.betas, -1)
+        return t.reshape(m, m)
 
     def eigh(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors of T (columns), in float64."""
-        m = len(self.alphas)
-        t = np.diag(self.alphas) + np.diag(self.betas, 1) + np.diag(self.betas, -1)
-        values, vectors = np.linalg.eigh(t.reshape(m, m))
-        return values, vectors
+        return np.linalg.eigh(self.matrix())
 
 
 def lanczos(matvec: MatVec, v0: torch.Tensor, steps: int,
@@ -67,8 +81,10 @@ def lanczos(matvec: MatVec, v0: torch.Tensor, steps: int,
         alphas.append(alpha)
         scale = max(scale, abs(alpha), beta)
         a, b = np.asarray(alphas), np.asarray(betas)
-        if j + 1 == steps or beta <= breakdown * scale or (stop is not None and stop(a, b, beta)):
-            return Tridiagonal(a, b, beta)
+        if beta <= breakdown * scale:
+            return Tridiagonal(a, b, beta, basis[: j + 1], None)
+        if (stop is not None and stop(a, b, beta)) or j + 1 == steps:
+            return Tridiagonal(a, b, beta, basis[: j + 1], w / beta)
         betas.append(beta)
         if j + 1 == len(basis):
             grown = basis.new_empty(min(2 * len(basis), steps), dim)
@@ -85,22 +101,34 @@ def select(values: np.ndarray, k: int, which: str) -> np.ndarray:
 
 
 def top_eigenvalues(matvec: MatVec, v0: torch.Tensor, k: int, which: str, max_iter: int,
-                    tol: float) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """The ``k`` wanted eigenvalues (best first), their residual bounds, steps taken, converged?"""
-    def converged(alphas: np.ndarray, betas: np.ndarray, last_beta: float) -> bool:
-        if len(alphas) < k:
-            return False
-        values, vectors = Tridiagonal(alphas, betas, last_beta).eigh()
-        idx = select(values, k, which)
-        residual = last_beta * np.abs(vectors[-1, idx])
-        return bool(np.all(residual <= tol * np.maximum(np.abs(values[idx]), 1e-30)))
+                    tol: float) -> tuple[np.ndarray, np.ndarray, bool, Tridiagonal]:
+    """The ``k`` wanted eigenvalues (best first), their residual bounds, whether the stopping
+    rule held, and the Lanczos run (its length is the number of Hessian products)."""
+    previous: list[np.ndarray] = []
 
-    tri = lanczos(matvec, v0, max(max_iter, k), stop=converged)
-    values, vectors = tri.eigh()
-    idx = select(values, k, which)
-    residual = tri.last_beta * np.abs(vectors[-1, idx])
-    ok = bool(np.all(residual <= tol * np.maximum(np.abs(values[idx]), 1e-30)))
-    return values[idx], residual, len(tri.alphas), ok
+    def wanted(tri: Tridiagonal) -> tuple[np.ndarray, np.ndarray]:
+        values, vectors = tri.eigh()
+        idx = select(values, k, which)
+        return values[idx], tri.last_beta * np.abs(vectors[-1, idx])
+
+    def converged(tri: Tridiagonal, last: np.ndarray | None) -> bool:
+        if len(tri.alphas) < k:
+            return False
+        values, residual = wanted(tri)
+        bound = tol * np.maximum(np.abs(values), 1e-30)
+        moved = np.abs(values - last) if last is not None and len(last) == k else np.inf
+        return bool(np.all(np.minimum(residual, moved) <= bound))
+
+    def stop(alphas: np.ndarray, betas: np.ndarray, last_beta: float) -> bool:
+        tri = Tridiagonal(alphas, betas, last_beta)
+        done = converged(tri, previous[-1] if previous else None)
+        previous.append(wanted(tri)[0])
+        return done
+
+    tri = lanczos(matvec, v0, max(max_iter, k), stop=stop)
+    values, residual = wanted(tri)
+    ok = tri.next_vector is None or converged(tri, previous[-2] if len(previous) > 1 else None)
+    return values, residual, ok, tri
 
 
 def slq_nodes(matvec: MatVec, v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:

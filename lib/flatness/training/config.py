@@ -50,7 +50,8 @@ class TrainConfig:
     adv_eps: float = 0.0
     adv_steps: int = 0
     adv_step_size: float = 0.0
-    # autocast: auto (bf16 on CUDA, fp32 on CPU; resolved before the run is named), bf16, fp32
+    # autocast: auto (bf16 on CUDA and native-bf16 CPUs; resolved before the run is named),
+    # bf16, fp32
     precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:

@@ -1,8 +1,9 @@
 """The training engine: one loop for every minimizer, data and augmentation on the device.
 
 Per step there is no host-device synchronisation: losses and correct counts accumulate in
-device tensors and are read once per epoch. On CUDA the model runs channels-last under bf16
-autocast (optionally ``torch.compile``-d); on CPU the same code runs in fp32. Two-pass
+device tensors and are read once per epoch. The model runs channels-last under the precision
+that ``config.precision`` resolves to (``auto``: bf16 autocast on CUDA and on CPUs with native
+bf16, fp32 elsewhere; recorded in every epoch's metrics), optionally ``torch.compile``-d. Two-pass
 minimizers plug in through the closure-based step API of :mod:`flatness.minimizers.base`.
 
 Runs are resumable bit for bit: after every epoch the model, the minimizer (base optimizer
@@ -30,6 +31,7 @@ from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
+from flatness.precision import resolve_precision
 from flatness.progress import Progress
 from flatness.provenance import provenance
 from flatness.store import locked
@@ -96,6 +98,7 @@ class _Trainer:
         self.run = run
         self.device = device
         self.mem_format = memory_format(device)
+        self.precision = resolve_precision(config.precision, device)  # "bf16" or "fp32"
         self.train_data = DeviceDataset.from_arrays(train_set, device)
         self.eval_data = DeviceDataset.from_arrays(eval_set, device)
         self.num_classes = len(train_set.classes)
@@ -187,7 +190,7 @@ class _Trainer:
         write_json(self.run.dir / "provenance.json", provenance(
             self.device, wall_time_s=round(self.wall_time, 3), data_copy=self.data_source,
             seed=self.config.seed, epochs=self.config.epochs,
-            autocast=self.config.precision,
+            autocast=self.precision, precision=self.precision,
         ))
         self.run.set_status("complete", epoch=self.epoch)
         self.run.resume_path.unlink(missing_ok=True)
@@ -210,7 +213,7 @@ class _Trainer:
 
             def closure(x: torch.Tensor = x, y: torch.Tensor = y,
                         first: list = first) -> torch.Tensor:
-                with autocast(self.device, precision=config.precision):
+                with autocast(self.device, precision=self.precision):
                     logits = self.forward(x)
                     loss = F.cross_entropy(logits.float(), y)
                 loss.backward()
@@ -229,6 +232,7 @@ class _Trainer:
             "lr": lr,
             "train_loss": loss_sum.item() / max(seen, 1),
             "train_acc": correct.item() / max(seen, 1),
+            "precision": self.precision,
         }
 
     def _adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -256,7 +260,7 @@ class _Trainer:
         for x, _ in self.train_data.batches(self.config.batch_size, shuffle=True,
                                             augment=self.config.augment, generator=generator,
                                             memory_format=self.mem_format):
-            with autocast(self.device, precision=self.config.precision):
+            with autocast(self.device, precision=self.precision):
                 model(x)
         for m in norms:
             m.momentum = momenta[m]
@@ -270,7 +274,7 @@ class _Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for x, y in self.eval_data.batches(512, shuffle=False, augment=False, generator=None,
                                            memory_format=self.mem_format):
-            with autocast(self.device, precision=self.config.precision):
+            with autocast(self.device, precision=self.precision):
                 logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
