@@ -19,9 +19,9 @@ from flatness.training import TrainConfig
 
 #: Per scale planned on a CPU (fp32): the number and key of the keys of the surrogates (every
 #: seed), the targets and chapter 4's jobs, and the key of the resolved scale.
-STUDY = {"cpu": (48, "f56b2d615aab1f4e", "6dc48863516e21e5"),
-         "gpu": (135, "7a9f8996eba74a57", "df2908748bf00bfe"),
-         "paper": (139, "b6de172871c8e3d2", "e8296995d4bd0adc")}
+STUDY = {"cpu": (48, "4978d197a9e0329d", "bf949e74f8cfde5e"),
+         "gpu": (135, "f11573291fc4eb95", "7b3068e60ddad20c"),
+         "paper": (139, "878a92b79cb62f1e", "fe59966277af74cf")}
 
 
 def study_keys(name: str) -> tuple[int, str, str]:

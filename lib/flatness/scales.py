@@ -79,6 +79,9 @@ class HessianDesign:
     #: library's adaptive rule (up to 100 probes, 1 % tolerance: minutes per checkpoint on CPU)
     trace_samples: int | None
     max_iter: int | None
+    #: the trace estimator: "deflated" (exact on the Lanczos basis, Hutchinson on the rest),
+    #: "hutchinson" or "hutch++" (flatness.sharpness.hessian_metrics)
+    trace_method: str = "deflated"
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,9 @@ SCALES: dict[str, Scale] = {
         robust_features=RobustFeaturesDesign(fig3_every=2),
         # every 4th epoch and the decay windows, half the sharpness images, cheap Hessian
         # settings: about 15 min per seed on 2 cores
-        hessian=HessianDesign(every=4, images=500, batch=100, trace_samples=10, max_iter=20),
+        # plain Hutchinson: the estimator of the committed cpu results (deflated is the default)
+        hessian=HessianDesign(every=4, images=500, batch=100, trace_samples=10, max_iter=20,
+                              trace_method="hutchinson"),
         landscape=LandscapeDesign(grid=21, grid_2d=11, images=500),  # a coarser 2-D grid
         # sized for the study's budget on 2 cores (about 4 h): SAM and l-SAM (the runs chapters
         # 3 and 5 share), ASAM (its adaptive rho lives on a scale about ten times SAM's) and

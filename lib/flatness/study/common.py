@@ -78,7 +78,10 @@ def sharpness_epochs(scale: Scale, every: int) -> list[int]:
 
 #: Chapter parameters of the Hessian estimates, read from the scale's ``hessian`` section.
 HESSIAN_PARAMS = {"sharpness_images": "images", "sharpness_batch": "batch",
-                  "trace_samples": "trace_samples", "max_iter": "max_iter"}
+                  "trace_samples": "trace_samples", "max_iter": "max_iter",
+                  "trace_method": "trace_method"}
+#: The trace estimator of results whose parameters predate ``trace_method``.
+EARLIER_TRACE_METHOD = "hutchinson"
 
 
 def hessian_defaults(scale: Scale) -> dict[str, Any]:
@@ -92,7 +95,8 @@ def hessian_job(config: TrainConfig, params: dict[str, Any], epochs: tuple[int, 
     epoch) with the Hessian settings in ``params`` (:func:`hessian_defaults`)."""
     return SharpnessJob(config, epochs=epochs, engine="fast", n_images=params["sharpness_images"],
                         batch_size=params["sharpness_batch"],
-                        trace_samples=params["trace_samples"], max_iter=params["max_iter"])
+                        trace_samples=params["trace_samples"], max_iter=params["max_iter"],
+                        trace_method=params.get("trace_method", EARLIER_TRACE_METHOD))
 
 
 def sgd_sharpness_job(scale: Scale, params: dict[str, Any], seed: int, every: int

@@ -449,7 +449,8 @@ class SharpnessJob(Job):
 
     ``trace_samples`` caps the Hutchinson probes (a fixed count; ``None``: the library's
     adaptive rule, up to 100 probes at 1 % relative error) and ``max_iter`` the Lanczos steps:
-    the budget knobs of small scales.
+    the budget knobs of small scales. ``trace_method`` is the estimator
+    (:func:`flatness.sharpness.hessian_metrics`): part of the job, since it changes the numbers.
     """
 
     surrogate: TrainConfig
@@ -459,7 +460,15 @@ class SharpnessJob(Job):
     batch_size: int = 100
     trace_samples: int | None = None
     max_iter: int | None = None
+    trace_method: str = "hutchinson"
     kind: ClassVar[str] = "sharpness"
+
+    def __post_init__(self) -> None:
+        from flatness.sharpness.metrics import TRACE_METHODS
+
+        if self.trace_method not in TRACE_METHODS:
+            raise FlatnessError(f"unknown trace_method {self.trace_method!r}; use one of "
+                                f"{', '.join(TRACE_METHODS)}")
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.surrogate),)
@@ -473,6 +482,7 @@ class SharpnessJob(Job):
                           trace_min_samples=min(10, self.trace_samples))
         if self.max_iter is not None:
             budget["max_iter"] = self.max_iter
+        budget["trace_method"] = self.trace_method
         run = ctx.train(self.surrogate)
         epochs = list(self.epochs or (self.surrogate.epochs,))
         result = sharpness_over_training(run, epochs, engine=self.engine, n_images=self.n_images,

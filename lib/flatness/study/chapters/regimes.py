@@ -131,7 +131,7 @@ def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, 
     return SharpnessJob(config(scale, params, cell, rho, seed), engine="fast",
                         n_images=params["sharpness_images"],
                         batch_size=min(100, params["sharpness_images"]), trace_samples=2,
-                        max_iter=20)
+                        max_iter=20, trace_method=scale.hessian.trace_method)
 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
