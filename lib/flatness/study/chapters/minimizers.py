@@ -11,6 +11,13 @@ sharpness over training is chapter 3's very job). The baselines are fully traine
 early-stopped SGD: the best epoch of the standard SGD run's transfer curve (chapter 2's job).
 Choosing that epoch on the very targets it is scored on is optimistic for early stopping, as
 in the paper. l-SAM is SAM with the largest rho of its grid.
+
+From the notebook to the BIM step: ``notebooks/04_minimizers.ipynb`` asks
+:func:`~flatness.study.chapter.chapter_result` for this chapter's result; the jobs are built
+here (:func:`final_job`: a :class:`~flatness.study.jobs.TransferJob` per surrogate and seed);
+``TransferJob.compute`` (``study/jobs.py``) attacks each checkpoint with
+:func:`flatness.attacks.attack`, whose update is in ``attacks/iterative.py``. The claims are
+:mod:`flatness.study.analysis.minimizers`'s.
 """
 
 from __future__ import annotations
