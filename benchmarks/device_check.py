@@ -130,9 +130,9 @@ def mini_comparison(device: torch.device, size: dict, data: str | None, out: Pat
                     deadline: float = float("inf")) -> dict:
     """SGD, SAM and l-SAM surrogates (seed 0), BIM, success on the scale's targets."""
     from flatness.attacks import bim, select_correct, success_rates
-    from flatness.study.targets import load_targets
     from flatness.data import images_to_tensor, load_dataset
     from flatness.scales import ModelSpec, get_scale
+    from flatness.study.targets import load_targets
     from flatness.training import TrainConfig, train
 
     base = get_scale(size["scale"])
