@@ -108,8 +108,9 @@ def _open(browser, url: str):
 
 _FIGURE_STATE = """gd => Array.from(gd.querySelectorAll(
         '.main-svg path, .main-svg rect.point, .main-svg image'))
-    .map(e => e.getAttribute('d') || e.getAttribute('height') || e.getAttribute('xlink:href')
-         || e.getAttribute('href'))
+    .map(e => e.tagName === 'image'
+         ? (e.getAttribute('xlink:href') || e.getAttribute('href'))
+         : (e.getAttribute('d') || e.getAttribute('height')))
     .join('|')"""
 
 
