@@ -28,8 +28,9 @@ Chapter pages, the results page and the README's table all render these objects.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flatness.errors import FlatnessError
 
@@ -71,7 +72,6 @@ class Comparison:
     unit: str = "pts"
     scale: float = 100.0
     floor: float = 0.0
-    detail: str = ""
 
     def __post_init__(self) -> None:
         if self.predicted not in (-1, 0, 1):
@@ -85,7 +85,7 @@ class Comparison:
         d = [float(x) for x in differences if x is not None and math.isfinite(float(x))]
         if not d:
             return cls(label, None, None, 0, 0.0, predicted, **kwargs)  # type: ignore[arg-type]
-        std = _std(d)
+        std = statistics.stdev(d) if len(d) > 1 else None
         return cls.from_stats(label, sum(d) / len(d), std, len(d), predicted, **kwargs)
 
     @classmethod
@@ -139,13 +139,6 @@ class Comparison:
         return f"{text} {self.unit}".rstrip()
 
 
-def _std(values: Sequence[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    m = sum(values) / len(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-
-
 def standing(c: Comparison) -> str:
     """``for``, ``against``, ``within`` or ``missing``: the module docstring's rule."""
     if c.mean is None:
@@ -191,7 +184,6 @@ class Claim:
     #: A premise the paper builds on (e.g. Ilyas et al.'s datasets), not its own finding.
     prerequisite: bool = False
     note: str = ""
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def status(self) -> str:

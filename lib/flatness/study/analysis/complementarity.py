@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flatness.study.chapters.complementarity import LABELS, LGV, PLAIN
 from flatness.study.claims import MIN_POINTS, Claim, Comparison
 
 CHAPTER = "complementarity"
-LABELS = {"sgd": "SGD (fully trained)", "early_stopped": "SGD (early stopped)", "sam": "SAM",
-          "lsam": "l-SAM", "lgv": "LGV", "swa": "SWA", "sat": "SAT"}
-PLAIN, LGV = "none", "lgv"
 
 
 def claims(data: dict[str, Any], scale: str) -> list[Claim]:

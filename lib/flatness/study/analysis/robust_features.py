@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flatness.study.analysis.paired import from_entry
+from flatness.study.chapters.robust_features import LABELS
 from flatness.study.claims import MIN_POINTS, Claim, Comparison
 
 CHAPTER = "robust_features"
-LABELS = {"cifar10": "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
-          "d_det": "D_det"}
 
 
 def claims(data: dict[str, Any], scale: str) -> list[Claim]:
