@@ -300,12 +300,15 @@ SCALES: dict[str, Scale] = {
                                    rhos={"sam": (0.05, 0.15), "asam": (1.5,)}),
         complementarity=ComplementarityDesign(techniques=_TECHNIQUES, sat_steps=1,
                                               lgv_epochs=2, lgv_models=8),
-        # the cost of a cell is about train_subset x epochs x width^2: these keep the map near
-        # 2 h on 2 cores at bf16 (reproduce --plan prints it)
-        regimes=RegimeDesign(cells=((2000, 90, 0.25), (5000, 45, 0.25), (10000, 30, 0.25),
-                                    (20000, 24, 0.25), (10000, 30, 0.5)),
-                             rhos=(0.0, 0.02, 0.05, 0.1, 0.2), seeds=(0, 1), curve_points=15,
-                             sharpness_images=1000),
+        # four training-set sizes at one width, each with an epoch budget that shrinks as the
+        # set grows. Measured on this 2-core CPU (fp32, no native bf16): 26 s per epoch of
+        # 10,000 images at width 0.25, SAM twice that, so a cell costs about
+        # train_subset x epochs x 7 (SGD plus three SAM radii) x 2.6 ms per seed, 8-9 h for the
+        # map; a width-0.5 cell would cost four times as much and is left to the gpu scale
+        regimes=RegimeDesign(cells=((2000, 60, 0.25), (5000, 36, 0.25), (10000, 24, 0.25),
+                                    (20000, 15, 0.25)),
+                             rhos=(0.0, 0.05, 0.1, 0.2), seeds=(0, 1), curve_points=12,
+                             sharpness_images=500),
     ),
     "gpu": Scale(
         name="gpu",
