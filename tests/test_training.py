@@ -181,3 +181,51 @@ def test_model_spec_targets_train_with_the_target_recipe():
     assert config.epochs == SMOKE.target_epochs
     assert config.decay_epochs == SMOKE.target_decay_epochs
     assert config.arch == "vgg19_bn" and config.width == 0.125
+
+
+# -- fine-tuning from another run's checkpoint (late-phase SAM) --------------------------------
+def test_a_fresh_run_keeps_its_key_without_init_from():
+    config = smoke_config(epochs=3, checkpoint_epochs=(1, 2, 3))
+    assert "init_from" not in config.to_dict()
+    branched = config.branch(2, minimizer="sam", minimizer_params={"rho": 0.05})
+    assert branched.parent == config and branched.init_from["epoch"] == 2
+    assert TrainConfig.from_dict(branched.to_dict()) == branched
+    assert branched.run_id("copy") != config.run_id("copy")
+    assert branched.run_id("copy") != config.branch(1, minimizer="sam").run_id("copy")
+    assert "-from2-" in branched.run_name("copy")
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(width=0.5), "differs in width"),
+    (dict(train_subset=64), "differs in train_subset"),
+    (dict(epochs=2), "must lie in 1..1"),
+    (dict(arch="vgg19_bn"), "differs in arch"),
+    (dict(checkpoint_epochs=(1, 2)), "checkpoint epochs must come after"),
+])
+def test_a_parent_that_cannot_seed_the_run_is_refused(changes, message):
+    parent = smoke_config(epochs=3, checkpoint_epochs=(1, 2, 3))
+    with pytest.raises(FlatnessError, match=message):
+        parent.branch(2, **changes)
+
+
+def test_the_parent_must_keep_a_checkpoint_at_the_branch_epoch():
+    with pytest.raises(FlatnessError, match="no checkpoint at epoch 2"):
+        smoke_config(epochs=3, checkpoint_epochs=(1,)).branch(2)
+
+
+def test_fine_tuning_starts_from_the_parent_checkpoint(shared_cifar, tmp_path):
+    parent = smoke_config(train_subset=500, eval_subset=200, epochs=4, decay_epochs=(2,),
+                          checkpoint_epochs=(2, 4))
+    child = parent.branch(2, minimizer="sam", minimizer_params={"rho": 0.05})
+    run = train(child, data=shared_cifar, out=tmp_path, progress=False)
+    parent_run = Run(tmp_path / parent.run_name(run.info["data_source"]))
+    assert parent_run.is_complete  # trained first, as a run of its own
+    metrics = run.metrics()
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert [m.get("inherited", False) for m in metrics] == [True, True, False, False]
+    assert metrics[:2] == [dict(m, inherited=True) for m in parent_run.metrics()[:2]]
+    assert metrics[2]["lr"] == pytest.approx(parent.lr_at(3))  # the same schedule goes on
+    assert run.checkpoint_epochs() == [4]
+    # the fine-tuned weights moved away from the parent's at the same epoch
+    mine, theirs = run.load_state_dict(4), parent_run.load_state_dict(4)
+    assert any(not torch.equal(mine[k], theirs[k]) for k in mine)

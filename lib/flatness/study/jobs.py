@@ -111,7 +111,9 @@ def recipe(config: TrainConfig) -> str:
     adv = (f" adv {config.adv_norm} {config.adv_eps:g}x{config.adv_steps}"
            if config.adv_eps > 0 else "")
     precision = " bf16" if config.precision == "bf16" else ""
-    return f"{config.minimizer}({hp}){adv} {config.epochs} ep {schedule}{precision}"
+    start = (f" from {config.parent.minimizer} epoch {config.init_from['epoch']}"
+             if config.init_from is not None else "")
+    return f"{config.minimizer}({hp}){adv}{start} {config.epochs} ep {schedule}{precision}"
 
 
 def _without_seeds(value: Any) -> Any:
@@ -131,8 +133,11 @@ class TrainJob(Job):
     kind: ClassVar[str] = "train"
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
-        """A derived dataset (``d_r@cpu`` ...) is built by its own job first."""
-        return () if self.config.dataset == "cifar10" else (DatasetJob(self.config.dataset),)
+        """A derived dataset (``d_r@cpu`` ...) is built by its own job first, and a fine-tuned
+        run's parent by its own."""
+        parent = () if self.config.parent is None else (TrainJob(self.config.parent),)
+        data = () if self.config.dataset == "cifar10" else (DatasetJob(self.config.dataset),)
+        return data + parent
 
     @property
     def label(self) -> str:

@@ -53,6 +53,10 @@ class TrainConfig:
     # autocast: auto (bf16 on CUDA and native-bf16 CPUs; resolved before the run is named),
     # bf16, fp32
     precision: str = DEFAULT_PRECISION
+    # fine-tuning: start from another run's checkpoint instead of a fresh initialisation,
+    # ``{"config": the parent's TrainConfig as a dict, "epoch": E}``; epochs E+1.. follow this
+    # configuration's schedule (late-phase SAM, Zhou et al. 2025). Build it with :meth:`branch`.
+    init_from: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +76,8 @@ class TrainConfig:
             problems.append(f"adv_norm must be 'l2' or 'linf' (got {self.adv_norm!r})")
         if problem := precision_problem(self.precision):
             problems.append(problem)
+        if self.init_from is not None:
+            problems.extend(self._parent_problems())
         if problems:
             raise FlatnessError("invalid training configuration: " + "; ".join(problems))
         # normalise containers so that equal configs hash equally
@@ -79,17 +85,70 @@ class TrainConfig:
         object.__setattr__(self, "checkpoint_epochs",
                            tuple(sorted({int(e) for e in self.checkpoint_epochs})))
         object.__setattr__(self, "minimizer_params", dict(sorted(self.minimizer_params.items())))
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", {"config": self.parent.to_dict(),
+                                                   "epoch": int(self.init_from["epoch"])})
+
+    def _parent_problems(self) -> list[str]:
+        """Why ``init_from`` cannot seed this run: the parent must be the same network on the
+        same data, with a checkpoint at its epoch, before this run's first epoch."""
+        spec = self.init_from
+        if (not isinstance(spec, dict) or set(spec) != {"config", "epoch"}
+                or not isinstance(spec["config"], dict) or not isinstance(spec["epoch"], int)
+                or isinstance(spec["epoch"], bool)):
+            return [f"init_from must be {{'config': dict, 'epoch': int}} (got {spec!r})"]
+        try:
+            parent = TrainConfig.from_dict(spec["config"])
+        except (FlatnessError, TypeError) as exc:
+            return [f"init_from's configuration is invalid ({exc})"]
+        epoch = spec["epoch"]
+        problems = []
+        if not 1 <= epoch < self.epochs:
+            problems.append(f"init_from's epoch must lie in 1..{self.epochs - 1} (got {epoch})")
+        if epoch not in parent.checkpoint_epochs and epoch != parent.epochs:
+            problems.append(f"the parent run keeps no checkpoint at epoch {epoch}")
+        same = ("arch", "width", "depth", "dataset", "train_subset", "subset_seed")
+        if differ := [k for k in same if getattr(parent, k) != getattr(self, k)]:
+            problems.append(f"init_from's parent differs in {', '.join(differ)}: fine-tuning "
+                            "continues the same network on the same data")
+        if any(e <= epoch for e in self.checkpoint_epochs):
+            problems.append(f"checkpoint epochs must come after init_from's epoch {epoch}")
+        return problems
+
+    @property
+    def parent(self) -> TrainConfig | None:
+        """The run whose checkpoint this one starts from (None: a fresh initialisation)."""
+        return None if self.init_from is None else TrainConfig.from_dict(self.init_from["config"])
+
+    def branch(self, epoch: int, **changes: Any) -> TrainConfig:
+        """A run that starts from this one's checkpoint at ``epoch`` and trains on to the end of
+        the same schedule with ``changes`` (e.g. ``minimizer="sam"``), keeping this run's later
+        checkpoints."""
+        changes.setdefault("checkpoint_epochs",
+                           tuple(e for e in self.checkpoint_epochs if e > epoch))
+        return dataclasses.replace(self, init_from={"config": self.to_dict(), "epoch": epoch},
+                                   **changes)
 
     # -- identity ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Every field (the run's identity, precision included)."""
-        return dataclasses.asdict(self)
+        """Every field (the run's identity, precision included); ``init_from`` only when set, so
+        that runs from a fresh initialisation keep the keys they had before it existed."""
+        data = dataclasses.asdict(self)
+        if data["init_from"] is None:
+            del data["init_from"]
+        return data
 
     def resolved(self, device: Any) -> TrainConfig:
         """This configuration with its precision resolved to what runs on ``device``."""
         precision = resolve_precision(self.precision, device)
-        return self if precision == self.precision else dataclasses.replace(self,
-                                                                            precision=precision)
+        changes: dict[str, Any] = {}
+        if precision != self.precision:
+            changes["precision"] = precision
+        parent = self.parent
+        if parent is not None and parent.resolved(device) != parent:
+            changes["init_from"] = {"config": parent.resolved(device).to_dict(),
+                                    "epoch": self.init_from["epoch"]}
+        return dataclasses.replace(self, **changes) if changes else self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -121,6 +180,8 @@ class TrainConfig:
             tag += f"{self.minimizer_params['rho']:g}"
         if self.adv_eps > 0:
             tag += f"-adv{self.adv_norm}{self.adv_eps:.3g}"
+        if self.init_from is not None:
+            tag += f"-from{self.init_from['epoch']}"
         return f"{self.dataset}-{self.arch}-{tag}-s{self.seed}-{self.run_id(data_source)}"
 
     def lr_at(self, epoch: int) -> float:

@@ -9,6 +9,10 @@ minimizers plug in through the closure-based step API of :mod:`flatness.minimize
 Runs are resumable bit for bit: after every epoch the model, the minimizer (base optimizer
 included), the device random generator and the metrics are saved atomically to ``resume.pt``.
 
+A run with ``config.init_from`` starts from its parent's checkpoint (the parent is trained
+first when missing) with a fresh optimizer state, and trains the remaining epochs of its own
+schedule; its metrics begin with the parent's epochs, marked ``inherited``.
+
 Adversarial training takes its adversary from the caller (:data:`Adversary`, e.g.
 :func:`flatness.attacks.training_adversary`): training does not depend on the attacks.
 """
@@ -68,6 +72,10 @@ def train(
     run = Run(runs_root(out) / config.run_name(train_set.source))
     if run.status.get("status") == "complete":
         return run
+    parent = None
+    if config.parent is not None:
+        parent = train(config.parent, data=data, device=dev, out=out, compile=compile,
+                       progress=progress, adversary=adversary)
     # processes sharing a cache (Ray tasks, two terminals) train each run once: the second
     # waits here, then finds the run complete (or resumes it where the first stopped)
     with locked(run.dir):
@@ -83,7 +91,7 @@ def train(
         train_set = train_set.subset(config.train_subset, config.subset_seed)
         eval_set = test_set.subset(config.eval_subset, 0)
         trainer = _Trainer(config, run, train_set, eval_set, dev, compile=compile,
-                           adversary=adversary)
+                           adversary=adversary, parent=parent)
         return trainer.fit(until_epoch=until_epoch, progress=progress)
 
 
@@ -92,9 +100,10 @@ class _Trainer:
 
     def __init__(self, config: TrainConfig, run: Run, train_set: Any, eval_set: Any,
                  device: torch.device, *, compile: bool,
-                 adversary: Adversary | None = None) -> None:
+                 adversary: Adversary | None = None, parent: Run | None = None) -> None:
         self.config = config
         self.adversary = adversary
+        self.parent = parent
         self.run = run
         self.device = device
         self.mem_format = memory_format(device)
@@ -148,12 +157,23 @@ class _Trainer:
         self.epoch = int(state["epoch"])
         self.wall_time = float(state["wall_time"])
 
+    def _start_from_parent(self, parent: Run) -> None:
+        """The parent's weights (BatchNorm statistics included) and metrics at ``init_from``'s
+        epoch; the optimizer (momentum, SAM's state) starts afresh."""
+        epoch = self.config.init_from["epoch"]
+        self.model.load_state_dict(parent.load_state_dict(epoch))
+        self.metrics = [dict(row, inherited=True) for row in parent.metrics()
+                        if row["epoch"] <= epoch]
+        self.epoch = epoch
+
     # -- the loop ---------------------------------------------------------------------------
     def fit(self, *, until_epoch: int | None, progress: bool | None) -> Run:
         config = self.config
         self.run.dir.mkdir(parents=True, exist_ok=True)
         self.run.write_config(config, self.data_source, self.num_classes)
         self._load_resume_state()
+        if self.epoch == 0 and self.parent is not None:
+            self._start_from_parent(self.parent)
         self.run.set_status("running", epoch=self.epoch)
         last = min(config.epochs, until_epoch) if until_epoch is not None else config.epochs
         bar = Progress(config.epochs, f"train {self.run.dir.name[:40]}", "epoch",
