@@ -25,7 +25,8 @@ def test_cells_follow_the_papers_schedule_shape():
     cell = ch.Cell.parse([10000, 30, 0.25])
     assert cell.decay_epochs() == (10, 20)
     assert cell.checkpoints(15) == tuple(range(2, 31, 2))
-    assert ch.Cell.parse([100, 7, 1]).checkpoints(3) == (2, 4, 6, 7)
+    # the decays are kept (late-phase SAM starts from the last), and the final epoch
+    assert ch.Cell.parse([100, 7, 1]).checkpoints(3) == (2, 4, 5, 6, 7)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -40,6 +41,8 @@ def test_cells_follow_the_papers_schedule_shape():
     ({"curve_points": 0}, "curve_points"),
     ({"seeds": []}, "seeds"),
     ({"rho": [0]}, "no parameter rho"),
+    ({"late_rhos": [0]}, "late_rhos"),
+    ({"late_rhos": [0.1, 0.1]}, "late_rhos"),
 ])
 def test_bad_parameters_are_one_line_errors(overrides, message):
     with pytest.raises(FlatnessError, match=message):
@@ -47,10 +50,15 @@ def test_bad_parameters_are_one_line_errors(overrides, message):
 
 
 def test_jobs_sgd_curves_sam_finals_and_sharpness():
-    p = params(cells=[[256, 3, 0.125], [512, 6, 0.125]], rhos=[0, 0.05, 0.1], seeds=[0, 1])
+    p = params(cells=[[256, 3, 0.125], [512, 6, 0.125]], rhos=[0.1, 0, 0.05], seeds=[0, 1],
+               late_rhos=[0.05])
     planned = ch.jobs(StudySpec(SMOKE), p)
     transfers = [j for j in planned if isinstance(j, TransferJob)]
-    assert len(transfers) == 2 * 3 * 2 and len(planned) == 2 * len(transfers)
+    assert len(transfers) == 2 * (3 + 1) * 2 and len(planned) == 2 * len(transfers)
+    # SGD everywhere first, then SAM rho by rho, then the late-phase runs
+    order = [(j.surrogate.minimizer_params.get("rho", 0.0), j.surrogate.init_from is not None)
+             for j in transfers]
+    assert order == sorted(order, key=lambda o: (o[1], o[0]))
     assert all(isinstance(j, SharpnessJob) for j in planned if j not in transfers)
     sgd = ch.transfer_job(SMOKE, p, ch.Cell(512, 6, 0.125), 0.0, 1)
     assert sgd.epochs == (2, 4, 6) and sgd.surrogate.minimizer == "sgd"
@@ -58,16 +66,22 @@ def test_jobs_sgd_curves_sam_finals_and_sharpness():
     sam = ch.transfer_job(SMOKE, p, ch.Cell(512, 6, 0.125), 0.1, 1)
     assert sam.epochs == () and sam.surrogate.minimizer_params == {"rho": 0.1}
     assert sam.surrogate.seed == sgd.surrogate.seed == 1  # paired by seed
+    late = ch.transfer_job(SMOKE, p, ch.Cell(512, 6, 0.125), 0.05, 1, late=True)
+    assert late.surrogate.parent == sgd.surrogate and late.surrogate.init_from["epoch"] == 4
+    assert late.surrogate.minimizer == "sam" and late.epochs == ()
+    assert TrainJob(sgd.surrogate) in TrainJob(late.surrogate).deps(StudySpec(SMOKE))
 
 
 def fake_outputs(p):
-    """SGD peaks mid-training; SAM adds 10 x rho to success; seed 1 is 5 points lower."""
+    """SGD peaks mid-training; SAM adds 10 x rho to success (late-phase SAM 5 x rho); seed 1 is
+    5 points lower."""
     outputs = {}
+    columns = [(rho, False) for rho in p["rhos"]] + [(rho, True) for rho in p["late_rhos"]]
     for cell in ch.cells(p):
-        for rho in p["rhos"]:
+        for rho, late in columns:
             for seed in p["seeds"]:
-                offset = -0.05 * seed
-                job = ch.transfer_job(SMOKE, p, cell, rho, seed)
+                offset = -0.05 * seed - (5 * rho * 0.01 if late else 0.0)
+                job = ch.transfer_job(SMOKE, p, cell, rho, seed, late)
                 if rho == 0:
                     epochs = list(job.epochs)
                     mean = [0.3 + offset + (0.1 if i == 1 else 0.0) for i in range(len(epochs))]
@@ -77,15 +91,17 @@ def fake_outputs(p):
                                       "epochs": epochs, "mean": mean}
                 outputs[TrainJob(job.surrogate).key()] = {"metrics": [
                     {"epoch": cell.epochs, "test_acc": 0.5 - rho, "train_acc": 0.9}]}
-                outputs[ch.sharpness_job(SMOKE, p, cell, rho, seed).key()] = {
+                outputs[ch.sharpness_job(SMOKE, p, cell, rho, seed, late).key()] = {
                     "epochs": [cell.epochs], "top_eigenvalue": [100 * (1 - rho)]}
     return outputs
 
 
 def test_summary_pairs_sams_gains_by_seed():
-    p = params(cells=[[256, 3, 0.125], [512, 3, 0.25]], rhos=[0, 0.1], seeds=[0, 1])
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.25]], rhos=[0, 0.1], seeds=[0, 1],
+               late_rhos=[0.1, 0.2])
     data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     assert data["rhos"] == ["0", "0.1"] and data["targets"] == ["a", "b"]
+    assert data["late_rhos"] == ["0.1", "0.2"]
     cell = data["cells"][0]
     assert cell["early_stopping"]["epoch"] == 2
     assert cell["early_stopping"]["differences"] == [pytest.approx(0.1)] * 2
@@ -96,16 +112,26 @@ def test_summary_pairs_sams_gains_by_seed():
     assert sam["test_acc_mean"] == pytest.approx(0.4) and sam["train_acc_mean"] == 0.9
     assert cell["rhos"]["0"]["top_eigenvalue_mean"] == 100
     assert cell_value(cell, "vs_full", "0") is None
+    late = cell["late_phase"]["0.1"]
+    assert late["vs_full"]["mean"] == pytest.approx(0.005)
+    assert late["vs_sam"]["differences"] == [pytest.approx(-0.005)] * 2
+    assert "vs_sam" not in cell["late_phase"]["0.2"]  # no SAM at 0.2 from the start
+    assert cell_value(cell, "vs_sam", "late 0.1") == pytest.approx(-0.005)
 
 
 def test_heatmaps_with_a_rho_slider():
-    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125], [512, 6, 0.125]], rhos=[0, 0.05, 0.1],
-               seeds=[0])
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125], [512, 6, 0.25]], rhos=[0, 0.05, 0.1],
+               seeds=[0], late_rhos=[0.1])
     data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     fig = regime_heatmap(data, "vs_full")
-    assert [f.name for f in fig.frames] == ["rho=0.05", "rho=0.1"]  # SGD has no gain over SGD
+    # SGD has no gain over SGD; the late-phase column comes last
+    assert [f.name for f in fig.frames] == ["rho=0.05", "rho=0.1", "rho=late 0.1"]
+    assert list(fig.data[0].x) == ["256 × 3 ep", "512 × 3 ep", "512 × 6 ep"]
+    assert list(fig.data[0].y) == ["width 0.125", "width 0.25"]
     z = fig.frames[1].data[0].z
-    assert z[0][0] == pytest.approx(1.0) and z[1][0] is None  # no cell 256 x 6 epochs
+    assert z[0][0] == pytest.approx(1.0) and z[1][0] is None  # no cell 256 x 3 at width 0.25
+    assert fig.frames[2].data[0].z[1][2] == pytest.approx(0.5)
+    assert [f.name for f in regime_heatmap(data, "vs_sam").frames] == ["rho=late 0.1"]
     assert fig.data[0].zmin == -fig.data[0].zmax
     assert [f.name for f in regime_heatmap(data, "success").frames][0] == "rho=0"
     assert early_stopping_heatmap(data).data[0].z[0][0] == pytest.approx(10.0)
@@ -116,8 +142,10 @@ def test_heatmaps_with_a_rho_slider():
 def test_the_table_lists_every_cell_and_rho():
     from flatness.plots.regimes import regime_table
 
-    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0, 0.1], seeds=[0, 1])
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0, 0.1], seeds=[0, 1],
+               late_rhos=[0.1])
     data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     table = regime_table(data)
-    assert table.count("\n") == 1 + 2 * 2
+    assert table.count("\n") == 1 + 2 * 3
+    assert "| late-phase 0.1 (SAM from epoch 2) |" in table
     assert "| 0.1 | 90.0 | 40.0 | 28.5 | +1.0 ± 0.0 | -9.0 ± 0.0 | 90 |" in table

@@ -131,6 +131,9 @@ class RegimeDesign:
     seeds: tuple[int, ...]
     curve_points: int  # SGD checkpoints attacked for early stopping, about
     sharpness_images: int  # training images of the top eigenvalue
+    #: late-phase SAM (Zhou et al. 2025): SGD's checkpoint at the last decay fine-tuned with
+    #: SAM at these rhos to the end of the schedule; () for no such column
+    late_rhos: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,8 @@ SCALES: dict[str, Scale] = {
         complementarity=ComplementarityDesign(techniques=("mi", "di"), sat_steps=1,
                                               lgv_epochs=1, lgv_models=2),
         regimes=RegimeDesign(cells=((256, 3, 0.125), (512, 3, 0.125)), rhos=(0.0, 0.05),
-                             seeds=(0,), curve_points=3, sharpness_images=128),
+                             seeds=(0,), curve_points=3, sharpness_images=128,
+                             late_rhos=(0.05,)),
     ),
     "cpu": Scale(
         name="cpu",
@@ -308,7 +312,7 @@ SCALES: dict[str, Scale] = {
         regimes=RegimeDesign(cells=((2000, 60, 0.25), (5000, 36, 0.25), (10000, 24, 0.25),
                                     (20000, 15, 0.25)),
                              rhos=(0.0, 0.05, 0.1, 0.2), seeds=(0, 1), curve_points=12,
-                             sharpness_images=500),
+                             sharpness_images=500, late_rhos=(0.05, 0.2)),
     ),
     "gpu": Scale(
         name="gpu",
@@ -345,7 +349,7 @@ SCALES: dict[str, Scale] = {
         regimes=RegimeDesign(cells=((5000, 60, 1.0), (10000, 60, 1.0), (20000, 60, 1.0),
                                     (50000, 60, 1.0), (50000, 30, 1.0), (50000, 60, 0.5)),
                              rhos=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5), seeds=(0, 1),
-                             curve_points=20, sharpness_images=5000),
+                             curve_points=20, sharpness_images=5000, late_rhos=(0.05, 0.3)),
     ),
     "paper": Scale(
         name="paper",
@@ -388,7 +392,7 @@ SCALES: dict[str, Scale] = {
         regimes=RegimeDesign(cells=((10000, 150, 1.0), (25000, 150, 1.0), (50000, 150, 1.0),
                                     (50000, 75, 1.0)),
                              rhos=(0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), seeds=(0, 1, 2),
-                             curve_points=30, sharpness_images=10000),
+                             curve_points=30, sharpness_images=10000, late_rhos=(0.05, 0.3)),
     ),
 }
 

@@ -10,6 +10,13 @@ zoo (BIM L-inf), and the top Hessian eigenvalue; for SGD, the transfer curve ove
 gives early stopping's epoch and gain. Every gain of SAM is paired by seed with SGD's (same
 initialisation and batch order), against the fully trained and against the early-stopped SGD
 surrogate.
+
+A *late-phase* column isolates the mechanism cheaply (Zhou et al., ICLR 2025): SGD's checkpoint
+at the last decay is fine-tuned with SAM to the end of the same schedule, at each of the
+design's ``late_rhos``; it is compared with SGD and with SAM trained from the start.
+
+Jobs are listed SGD first (every cell, every seed), then SAM rho by rho, then the late-phase
+runs, so that an interrupted map has the surrogates' strength everywhere before SAM's gains.
 """
 
 from __future__ import annotations
@@ -58,9 +65,11 @@ class Cell:
         return (round(self.epochs / 3), round(2 * self.epochs / 3))
 
     def checkpoints(self, points: int) -> tuple[int, ...]:
-        """About ``points`` checkpoints spread over training (the last always included)."""
+        """About ``points`` checkpoints spread over training, with the decays (late-phase SAM
+        starts from the last) and the final epoch."""
         every = max(1, self.epochs // max(1, points))
-        return tuple(sorted({*range(every, self.epochs + 1, every), self.epochs}))
+        return tuple(sorted({*range(every, self.epochs + 1, every), *self.decay_epochs(),
+                             self.epochs}))
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
@@ -71,6 +80,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "seeds": list(design.seeds),
         "curve_points": design.curve_points,
         "sharpness_images": design.sharpness_images,
+        "late_rhos": [float(r) for r in design.late_rhos],
         "eps": scale.eps,
         "attack_steps": scale.attack_steps,
     }
@@ -90,6 +100,11 @@ def validate(params: dict[str, Any]) -> None:
                        for r in rhos)):
         raise FlatnessError(f"rhos must list distinct numbers >= 0 including 0 (SGD), "
                             f"got {rhos!r}")
+    late = params["late_rhos"]
+    if (not isinstance(late, list) or len(set(late)) != len(late)
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0
+                       for r in late)):
+        raise FlatnessError(f"late_rhos must list distinct numbers > 0, got {late!r}")
     for key in ("curve_points", "sharpness_images", "attack_steps"):
         value = params[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -117,28 +132,42 @@ def config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: i
     return surrogate(scale, seed, **overrides)
 
 
-def transfer_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
-                 ) -> TransferJob:
-    """SGD: every checkpoint (early stopping); SAM: the final epoch."""
+def late_config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
+                ) -> TrainConfig:
+    """Late-phase SAM: the seed's SGD run from its last decay on, fine-tuned with SAM."""
+    sgd = config(scale, params, cell, 0.0, seed)
+    return sgd.branch(cell.decay_epochs()[-1], minimizer="sam",
+                      minimizer_params={"rho": float(rho)}, checkpoint_epochs=())
+
+
+def transfer_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
+                 late: bool = False) -> TransferJob:
+    """SGD: every checkpoint (early stopping); SAM (from the start or late): the final epoch."""
+    if late:
+        return TransferJob(late_config(scale, params, cell, rho, seed),
+                           scale_attack(scale, params))
     model = config(scale, params, cell, rho, seed)
     epochs = cell.checkpoints(params["curve_points"]) if rho == 0 else ()
     return TransferJob(model, scale_attack(scale, params), epochs=epochs)
 
 
-def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int
-                  ) -> SharpnessJob:
+def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
+                  late: bool = False) -> SharpnessJob:
     """The final checkpoint's top eigenvalue (the trace with the fewest probes: not reported)."""
-    return SharpnessJob(config(scale, params, cell, rho, seed), engine="fast",
-                        n_images=params["sharpness_images"],
+    model = (late_config if late else config)(scale, params, cell, rho, seed)
+    return SharpnessJob(model, engine="fast", n_images=params["sharpness_images"],
                         batch_size=min(100, params["sharpness_images"]), trace_samples=2,
                         max_iter=20, trace_method=scale.hessian.trace_method)
 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
+    """SGD everywhere first, then SAM rho by rho, then late-phase SAM (see the docstring)."""
     scale = spec.scale
-    return [job for cell in cells(params) for rho in params["rhos"] for seed in params["seeds"]
-            for job in (transfer_job(scale, params, cell, rho, seed),
-                        sharpness_job(scale, params, cell, rho, seed))]
+    columns = [(rho, False) for rho in sorted(params["rhos"])]
+    columns += [(rho, True) for rho in params["late_rhos"]]
+    return [job for rho, late in columns for cell in cells(params) for seed in params["seeds"]
+            for job in (transfer_job(scale, params, cell, rho, seed, late),
+                        sharpness_job(scale, params, cell, rho, seed, late))]
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -147,20 +176,30 @@ def _last(metrics: list[dict[str, Any]], key: str) -> float | None:
 
 
 def _per_seed(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell,
-              rho: float) -> dict[str, list[Any]]:
+              rho: float, late: bool = False) -> dict[str, list[Any]]:
     """Per seed: final success, accuracies, top eigenvalue (and SGD's transfer curve)."""
-    rows: dict[str, list[Any]] = {"success": [], "test_acc": [], "train_acc": [],
-                                  "top_eigenvalue": [], "curve": []}
+    rows: dict[str, list[Any]] = {key: [] for key in (*METRICS, "curve")}
+    recipe = late_config if late else config
     for seed in params["seeds"]:
-        transfer = outputs[transfer_job(scale, params, cell, rho, seed).key()]
-        run = outputs[TrainJob(config(scale, params, cell, rho, seed)).key()]
-        sharp = outputs[sharpness_job(scale, params, cell, rho, seed).key()]
+        transfer = outputs[transfer_job(scale, params, cell, rho, seed, late).key()]
+        run = outputs[TrainJob(recipe(scale, params, cell, rho, seed)).key()]
+        sharp = outputs[sharpness_job(scale, params, cell, rho, seed, late).key()]
         rows["success"].append(transfer["mean"][-1])
         rows["test_acc"].append(_last(run["metrics"], "test_acc"))
         rows["train_acc"].append(_last(run["metrics"], "train_acc"))
         rows["top_eigenvalue"].append(sharp["top_eigenvalue"][-1])
         rows["curve"].append(transfer["mean"])
     return rows
+
+
+#: The per-seed values each row of a cell holds.
+METRICS = ("success", "test_acc", "train_acc", "top_eigenvalue")
+
+
+def _gain(values: list[float], baseline: list[float]) -> dict[str, Any]:
+    """Per-seed differences and their paired statistics."""
+    differences = [a - b for a, b in zip(values, baseline)]
+    return {"differences": differences, **paired(differences)}
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -171,7 +210,8 @@ def _mean(values: list[Any]) -> float | None:
 def summarize_cell(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell
                    ) -> dict[str, Any]:
     """One cell: per rho the per-seed values and means, SGD's early stopping, and SAM's
-    seed-paired gains over fully trained and early-stopped SGD."""
+    seed-paired gains over fully trained and early-stopped SGD; the same for late-phase SAM,
+    with its gain over SAM from the start at the same rho (``vs_sam``)."""
     per_rho = {f"{rho:g}": _per_seed(outputs, scale, params, cell, rho)
                for rho in params["rhos"]}
     sgd = per_rho["0"]
@@ -179,27 +219,33 @@ def summarize_cell(outputs: dict[str, Any], scale: Scale, params: dict[str, Any]
     curve = seed_stats(sgd["curve"])
     best = int(np.argmax(curve["mean"]))
     early = [c[best] for c in sgd["curve"]]
-    early_gain = [e - f for e, f in zip(early, sgd["success"])]
-    rows = {}
-    for key, values in per_rho.items():
-        row = {k: values[k] for k in ("success", "test_acc", "train_acc", "top_eigenvalue")}
-        row.update({f"{k}_mean": _mean(values[k])
-                    for k in ("success", "test_acc", "train_acc", "top_eigenvalue")})
-        if key != "0":
-            vs_full = [a - b for a, b in zip(values["success"], sgd["success"])]
-            vs_early = [a - b for a, b in zip(values["success"], early)]
-            row["vs_full"] = {"differences": vs_full, **paired(vs_full)}
-            row["vs_early_stopped"] = {"differences": vs_early, **paired(vs_early)}
-        rows[key] = row
+
+    def row(values: dict[str, list[Any]], sgd_gains: bool) -> dict[str, Any]:
+        out = {k: values[k] for k in METRICS}
+        out.update({f"{k}_mean": _mean(values[k]) for k in METRICS})
+        if sgd_gains:
+            out["vs_full"] = _gain(values["success"], sgd["success"])
+            out["vs_early_stopped"] = _gain(values["success"], early)
+        return out
+
+    rows = {key: row(values, key != "0") for key, values in per_rho.items()}
+    late_rows = {}
+    for rho in params["late_rhos"]:
+        key = f"{rho:g}"
+        late_rows[key] = row(_per_seed(outputs, scale, params, cell, rho, late=True), True)
+        if key in per_rho:  # late-phase against SAM from the start at the same rho
+            late_rows[key]["vs_sam"] = _gain(late_rows[key]["success"], per_rho[key]["success"])
     return {
         "cell": {"train_subset": cell.train_subset, "epochs": cell.epochs,
                  "width": cell.width, "label": cell.label},
         "decay_epochs": list(cell.decay_epochs()),
         "sgd_curve": {"epochs": epochs, **curve},
         "early_stopping": {"epoch": epochs[best], "success": early,
-                           "differences": early_gain, **paired(early_gain)},
+                           **_gain(early, sgd["success"])},
         "rhos": rows,
+        "late_phase": late_rows,
     }
+
 
 
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
@@ -210,6 +256,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         "targets": first["targets"],
         "n_images": first["n_images"],
         "rhos": [f"{r:g}" for r in params["rhos"]],
+        "late_rhos": [f"{r:g}" for r in params["late_rhos"]],
         "seeds": params["seeds"],
         "target_specs": [f"{t.arch}@{t.width:g}" for t in scale.targets],
         "cells": [summarize_cell(outputs, scale, params, cell) for cell in cells(params)],
