@@ -13,14 +13,14 @@ import yaml
 
 from flatness.cli._common import add_data_options, add_scale_options
 from flatness.errors import FlatnessError
+from flatness.study.chapters import MODULES
 
 NAME = "chapter"
 HELP = "compute one chapter's results (training, attacks, sharpness) and publish them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="robust_features, lr_decay, sharpness, minimizers, "
-                        "complementarity (or 'list')")
+    parser.add_argument("name", help=f"{', '.join(MODULES)} (or 'list')")
     add_scale_options(parser)
     add_data_options(parser)
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[],
