@@ -66,6 +66,36 @@ def test_a_job_still_to_run_costs_what_its_siblings_on_other_seeds_recorded():
     assert rows["complementarity"][-1] == "5.00"  # siblings are found across chapters
 
 
+def test_a_job_of_other_size_is_priced_at_its_kinds_recorded_rate():
+    def job(work, units, cached, seconds=0.0, chapter="regimes"):
+        return PlannedJob(chapter, "train", f"{work} job", cached, seconds, work, units)
+
+    # 1 h recorded for 1e6 units: 3e6 units of other work cost 3 h, wherever they are planned
+    planned = [job("target", 1e6, True, 3600), job("big", 3e6, False),
+               job("late", 5e5, False, chapter="minimizers")]
+    rows = {line.split()[0]: line.split() for line in plan_table(planned).splitlines()[2:-2]}
+    assert rows["regimes"][-1] == "3.00" and rows["minimizers"][-1] == "0.50"
+
+
+def test_work_units_grow_with_images_epochs_passes_and_width():
+    from flatness.study.jobs import AttackSpec, SharpnessJob, TransferJob
+
+    base = TrainConfig(arch="resnet18", width=0.25, train_subset=1000, epochs=6,
+                       decay_epochs=(2, 4), checkpoint_epochs=(4,))
+    units = TrainJob(base).work_units()
+    assert units == 1000 * 6 * 0.25**2
+    assert TrainJob(dataclasses.replace(base, width=0.5)).work_units() == 4 * units
+    assert TrainJob(dataclasses.replace(base, minimizer="sam")).work_units() == 2 * units
+    assert TrainJob(dataclasses.replace(base, train_subset=None)).work_units() == 50 * units
+    late = base.branch(4, minimizer="sam")  # two epochs of SAM after SGD's fourth
+    assert TrainJob(late).work_units() == units * 2 / 6 * 2
+    attack = AttackSpec(eps=8 / 255, steps=10)
+    assert (TransferJob(base, attack, epochs=(2, 4, 6)).work_units()
+            == 3 * TransferJob(base, attack).work_units())
+    assert SharpnessJob(base, n_images=200).work_units() == 2 * SharpnessJob(
+        base, n_images=100).work_units()
+
+
 def test_jobs_differing_only_by_seed_share_their_work():
     def train(seed, epochs=2):
         return TrainJob(TrainConfig(arch="resnet18", width=0.125, epochs=epochs, seed=seed))

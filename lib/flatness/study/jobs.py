@@ -34,6 +34,9 @@ from flatness.study.targets import target_configs
 from flatness.training import TrainConfig
 from flatness.training.runs import Run, runs_root
 
+#: CIFAR-10's training images (a run with ``train_subset=None`` trains on all of them).
+FULL_TRAIN_IMAGES = 50_000
+
 
 class Job:
     """Base class of the study's jobs (subclasses are frozen dataclasses)."""
@@ -85,6 +88,11 @@ class Job:
     def compute_time_s(self, output: dict[str, Any]) -> float:
         """The compute time this job's ``output`` records, in seconds."""
         return float(output.get("wall_time_s") or 0.0)
+
+    def work_units(self) -> float | None:
+        """How much work the job does, in units its kind's compute time grows with (a plan
+        prices a job still to run at the rate its kind's cached jobs recorded); None: unknown."""
+        return None
 
     def run(self, ctx: StudyContext) -> dict[str, Any]:
         """The stored output, else computed once (another process computing it is waited for)."""
@@ -167,6 +175,16 @@ class TrainJob(Job):
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         return float(output["provenance"].get("wall_time_s") or 0.0)
+
+    def work_units(self) -> float:
+        """Image-epochs still to train x passes per step (SAM 2, GAM 4, PGD steps) x width^2
+        (a convolution's cost grows with the square of its channel width)."""
+        from flatness.minimizers import get_minimizer_class
+
+        c = self.config
+        start = c.init_from["epoch"] if c.init_from is not None else 0
+        passes = get_minimizer_class(c.minimizer).passes * (1 + c.adv_steps)
+        return (c.train_subset or FULL_TRAIN_IMAGES) * (c.epochs - start) * passes * c.width**2
 
 
 @dataclass(frozen=True)
@@ -353,6 +371,10 @@ class TransferJob(Job):
                 f"{recipe(self.surrogate)} s{self.surrogate.seed} "
                 f"{tech}{' lgv' if self.lgv else ''} -> {self.target_dataset}")
 
+    def work_units(self) -> float:
+        """Attack steps x checkpoints attacked x the surrogate's width^2."""
+        return self.attack.steps * len(self.epochs or (0,)) * self.surrogate.width**2
+
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         targets = target_configs(spec.scale, self.target_dataset, self.target_specs)
         return (TrainJob(self.surrogate), *(TrainJob(c) for c in targets),
@@ -477,6 +499,13 @@ class SharpnessJob(Job):
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.surrogate),)
+
+    def work_units(self) -> float:
+        """Images x checkpoints x Hessian-vector products (Lanczos and trace probes) x
+        width^2."""
+        products = (self.max_iter or 20) + (self.trace_samples or 10)
+        return (self.n_images * len(self.epochs or (0,)) * products
+                * self.surrogate.width**2)
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         from flatness.sharpness import sharpness_over_training

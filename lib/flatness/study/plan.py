@@ -4,8 +4,10 @@ A dry run for planning compute at ``gpu`` or ``paper`` scale, and the measured c
 already run: per chapter (a job shared by chapters counts for the first that needs it) and
 kind of job, how many jobs are cached, how many remain, the compute time the cached ones
 recorded and an estimate for the rest: a job still to run costs what its cached siblings on
-other seeds recorded, else the mean of its chapter's cached jobs of its kind (none when
-nothing of its kind is cached: a rough guide, as targets and surrogates differ).
+other seeds recorded, else its work (:meth:`Job.work_units`: image-epochs x passes x width^2
+for training) at the rate the cached jobs of its kind recorded on this machine, else the mean
+of its chapter's cached jobs of its kind (none when nothing of its kind is cached). A rough
+guide: architectures of equal width differ in cost, and a loaded machine records slower rates.
 Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
 """
 
@@ -29,6 +31,7 @@ class PlannedJob:
     cached: bool
     compute_s: float  # recorded by the cached output; 0 for a job still to run
     work: str = ""  # Job.work_key: the same work on other seeds
+    units: float | None = None  # Job.work_units: the size of that work
 
 
 def study_jobs(spec: StudySpec, names: list[str] | None = None) -> dict[str, list[Job]]:
@@ -54,7 +57,7 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
                 source_models.add(output.get("source_run"))
                 compute += float(output.get("source_model_wall_s") or 0.0)
             planned.append(PlannedJob(chapter, job.kind, job.label, output is not None,
-                                      compute, job.work_key()))
+                                      compute, job.work_key(), job.work_units()))
     return planned
 
 
@@ -67,11 +70,12 @@ def plan_table(planned: list[PlannedJob]) -> str:
         groups.setdefault((job.chapter, job.kind), []).append(job)
         if job.cached and job.work:
             siblings.setdefault(job.work, []).append(job.compute_s)
+    rates = _rates(planned)
     header = (f"{'chapter':18s} {'kind':11s} {'jobs':>5s} {'cached':>7s} {'to run':>7s} "
               f"{'recorded h':>11s} {'to run h':>9s}")
     rows, estimates = [], []
     for (chapter, kind), jobs in groups.items():
-        estimate = _estimate_s(jobs, siblings)
+        estimate = _estimate_s(jobs, siblings, rates.get(kind))
         estimates.append(estimate)
         rows.append(_line(chapter, kind, jobs, estimate))
     total = None if None in estimates else sum(estimates)
@@ -79,9 +83,22 @@ def plan_table(planned: list[PlannedJob]) -> str:
     return "\n".join([header, rule, *rows, rule, _line("total", "", planned, total)])
 
 
-def _estimate_s(jobs: list[PlannedJob], siblings: dict[str, list[float]]) -> float | None:
+def _rates(planned: list[PlannedJob]) -> dict[str, float]:
+    """Seconds per work unit of each kind, over its cached jobs that recorded both."""
+    seconds: dict[str, float] = {}
+    units: dict[str, float] = {}
+    for job in planned:
+        if job.cached and job.units and job.compute_s > 0:
+            seconds[job.kind] = seconds.get(job.kind, 0.0) + job.compute_s
+            units[job.kind] = units.get(job.kind, 0.0) + job.units
+    return {kind: seconds[kind] / units[kind] for kind in seconds}
+
+
+def _estimate_s(jobs: list[PlannedJob], siblings: dict[str, list[float]],
+                rate: float | None = None) -> float | None:
     """Compute still to run: each job at its cached siblings' mean (other seeds, any chapter),
-    else at the mean of the group's cached jobs (None: nothing to go by)."""
+    else its work at its kind's ``rate``, else at the mean of the group's cached jobs (None:
+    nothing to go by)."""
     cached = [j.compute_s for j in jobs if j.cached]
     total = 0.0
     for job in jobs:
@@ -90,6 +107,8 @@ def _estimate_s(jobs: list[PlannedJob], siblings: dict[str, list[float]]) -> flo
         same_work = siblings.get(job.work) if job.work else None
         if same_work:
             total += sum(same_work) / len(same_work)
+        elif rate is not None and job.units:
+            total += job.units * rate
         elif cached:
             total += sum(cached) / len(cached)
         else:
