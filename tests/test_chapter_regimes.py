@@ -149,3 +149,34 @@ def test_the_table_lists_every_cell_and_rho():
     assert table.count("\n") == 1 + 2 * 3
     assert "| late-phase 0.1 (SAM from epoch 2) |" in table
     assert "| 0.1 | 90.0 | 40.0 | 28.5 | +1.0 ± 0.0 | -9.0 ± 0.0 | 90 |" in table
+
+
+def _summary(sgd_cells):
+    """A map summary with SGD's (train acc, success) per cell of 10, 20, ... images."""
+    cells = []
+    for i, (train_acc, success) in enumerate(sgd_cells):
+        size = 10 * (i + 1)
+        cells.append({"cell": {"train_subset": size, "epochs": 6, "width": 0.25,
+                               "label": f"{size} images"},
+                      "rhos": {"0": {"train_acc_mean": train_acc, "success_mean": success,
+                                     "test_acc_mean": 0.5}}})
+    return {"cells": cells}
+
+
+def test_the_map_chooses_the_best_transferring_cell_among_those_that_fit():
+    from flatness.study.analysis.regimes import recommend, recommendation_markdown
+
+    data = _summary([(0.99, 0.30), (0.95, 0.60), (0.70, 0.80)])
+    choice = recommend(data)
+    assert choice.cell["train_subset"] == 20 and choice.fits  # 30 transfers more but underfits
+    assert "transfer best of the 2 cells" in choice.reason
+    assert "is this cell" in recommendation_markdown(data, (20, 6, 0.25))
+    assert "is not this cell" in recommendation_markdown(data, (10, 6, 0.25))
+
+
+def test_without_a_cell_that_fits_the_map_says_so():
+    from flatness.study.analysis.regimes import recommend
+
+    choice = recommend(_summary([(0.5, 0.3), (0.6, 0.4)]))
+    assert not choice.fits and choice.cell["train_subset"] == 20
+    assert "beyond this map" in choice.reason
