@@ -180,3 +180,12 @@ def test_without_a_cell_that_fits_the_map_says_so():
     choice = recommend(_summary([(0.5, 0.3), (0.6, 0.4)]))
     assert not choice.fits and choice.cell["train_subset"] == 20
     assert "beyond this map" in choice.reason
+
+
+def test_a_map_of_sgd_alone_renders_its_strength_and_refuses_gains():
+    p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0], seeds=[0, 1], late_rhos=[])
+    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    assert [f.name for f in regime_heatmap(data, "success").frames] == ["rho=0"]
+    assert early_stopping_heatmap(data).data[0].z[0][0] == pytest.approx(10.0)
+    with pytest.raises(FlatnessError, match="no 'vs_full' to show"):
+        regime_heatmap(data, "vs_full")
