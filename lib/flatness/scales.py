@@ -184,6 +184,18 @@ class Scale:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        problems = []
+        if not 0 < self.eps <= 1:
+            problems.append(f"eps must lie in (0, 1] (got {self.eps:g})")
+        for name in ("epochs", "batch_size", "n_attack_images", "attack_steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0 (got {self.lr:g})")
+        if not self.seeds or any(seed < 0 for seed in self.seeds):
+            problems.append(f"seeds must be integers >= 0, at least one (got {self.seeds})")
+        if problems:
+            raise FlatnessError(f"scale {self.name!r}: " + "; ".join(problems))
 
     def replace(self, **overrides: Any) -> Scale:
         """A copy with some fields changed, nested ones by dotted name

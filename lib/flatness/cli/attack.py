@@ -10,6 +10,7 @@ from flatness.cli._common import (
     add_data_options,
     add_scale_options,
     budget,
+    non_negative_int,
     positive_int,
     positive_number,
     scale_from_args,
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of test images (default: the scale's n_attack_images)")
     parser.add_argument("--selection-seed", type=int, default=0,
                         help="seed of the fixed selection of correctly classified images")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the attack's randomness")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the attack's randomness")
     parser.add_argument("--batch-size", type=positive_int, default=500)
     parser.add_argument("--runs", default=None,
                         help="folder of the targets' training runs (default: the cache's)")

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-images", type=non_negative_int, default=0,
                         help="also the test loss on N images")
     parser.add_argument("--batch", type=positive_int, default=500)
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="direction seed (2-D: seed and seed+1); also the image subset's")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     parser.add_argument("--out", default=None,

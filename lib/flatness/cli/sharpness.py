@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flatness.cli._common import add_data_options, positive_int
+from flatness.cli._common import add_data_options, non_negative_int, positive_int
 from flatness.errors import FlatnessError
 
 NAME = "sharpness"
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hutchinson: PyHessian's probes, the pyhessian engine's only one; "
                              "hutch++: a fixed budget of products)")
     parser.add_argument("--density", action="store_true", help="also the spectral density (SLQ)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", default=None,
                         help="result file (default: <run>/sharpness/sharpness-<key>.json)")
     parser.add_argument("--recompute", action="store_true", help="ignore cached epochs")

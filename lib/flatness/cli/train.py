@@ -9,6 +9,7 @@ from flatness.cli._common import (
     add_data_options,
     add_out_option,
     add_scale_options,
+    non_negative_int,
     positive_int,
     positive_number,
     scale_from_args,
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rho", type=float, default=None, help="neighbourhood radius (SAM family)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
                         help="another minimizer hyper-parameter (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--epochs", type=positive_int, default=None)
     parser.add_argument("--lr", type=positive_number, default=None)
     parser.add_argument("--decay-epochs", default=None,
