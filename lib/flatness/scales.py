@@ -192,8 +192,8 @@ class Scale:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.lr <= 0:
             problems.append(f"lr must be > 0 (got {self.lr:g})")
-        if not self.seeds or any(seed < 0 for seed in self.seeds):
-            problems.append(f"seeds must be integers >= 0, at least one (got {self.seeds})")
+        if any(seed < 0 for seed in self.seeds):
+            problems.append(f"seeds must be integers >= 0 (got {self.seeds})")
         if problems:
             raise FlatnessError(f"scale {self.name!r}: " + "; ".join(problems))
 
