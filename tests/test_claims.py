@@ -146,3 +146,10 @@ def test_the_readme_table_is_generated_from_the_committed_results():
 def test_a_chapter_without_a_result_is_not_computed():
     rows = all_claims({})
     assert [r.status for r in rows] == [NOT_COMPUTED] * len(CHAPTERS)
+
+
+def test_the_regime_map_tests_no_claim_of_the_paper():
+    from flatness.results import Result
+
+    result = Result(kind="chapter", scale="smoke", config={"chapter": "regimes"}, data={})
+    assert claims_of(result) == []
