@@ -96,7 +96,7 @@ def test_cpu_plan_uses_baseline_seeds_for_own_runs_only():
 
 def test_early_stopping_reuses_chapter_two_standard_job():
     p = params(CPU)
-    standard = lr_decay._job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
+    standard = lr_decay.transfer_job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
     assert ch.cell_job(CPU, p, "early_stopped", ch.PLAIN, 1).key() == standard.key()
     # fully trained SGD under plain BIM is the curve's last point, not a second attack
     assert ch.cell_job(CPU, p, "sgd", ch.PLAIN, 1).key() == standard.key()
@@ -139,7 +139,7 @@ def _value(row, column, seed):
 
 def _fake_outputs(scale, p):
     outputs = {}
-    for row, column in ch._cells(p):
+    for row, column in ch.cells(p):
         for seed in ch.seeds_for(row, p):
             job = ch.cell_job(scale, p, row, column, seed)
             if job.epochs:  # the SGD curve: peak at epoch 2 (of 3), final = _value
@@ -157,9 +157,15 @@ def _fake_outputs(scale, p):
     return outputs
 
 
-def test_summarize_aggregates_seeds_and_computes_findings():
+@pytest.fixture(scope="module")
+def summary():
+    """The summary of hand-made outputs (seeds 0 and 1, SWA and SAT on seed 1 only)."""
     p = params(SMOKE, seeds=[0, 1], baseline_seeds=[1])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, _fake_outputs(SMOKE, p))
+    return analysis.summarize(SimpleNamespace(scale=SMOKE), p, _fake_outputs(SMOKE, p))
+
+
+def test_summarize_aggregates_seeds_and_computes_findings(summary):
+    data = summary
     assert data["targets"] == TARGETS and data["early_stopping_epoch"] == 2
     assert data["columns"] == [ch.PLAIN, "mi", "di", ch.LGV]
     assert data["method_order"] == list(ch.METHODS)
@@ -187,6 +193,7 @@ def test_summarize_aggregates_seeds_and_computes_findings():
     assert lgv.mean == pytest.approx(0.05)
 
 
+
 def test_differences_are_paired_by_seed():
     a = {"seeds": [0, 1], "seeds_success": [0.5, 0.6]}
     b = {"seeds": [1, 0], "seeds_success": [0.4, 0.4]}
@@ -197,4 +204,4 @@ def test_differences_are_paired_by_seed():
 def test_early_stopping_epoch_is_the_best_seed_averaged_checkpoint():
     curves = [{"epochs": [1, 2, 3], "mean": [0.1, 0.5, 0.2]},
               {"epochs": [1, 2, 3], "mean": [0.6, 0.1, 0.3]}]
-    assert ch.early_stopping_epoch(curves) == 1  # means 0.35, 0.30, 0.25
+    assert analysis.early_stopping_epoch(curves) == 1  # means 0.35, 0.30, 0.25
