@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import complementarity as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import complementarity as analysis
 from flatness.study.chapters import complementarity as ch
@@ -192,6 +193,24 @@ def test_summarize_aggregates_seeds_and_computes_findings(summary):
     (lgv,) = claims["lgv-plus-lsam"].comparisons
     assert lgv.mean == pytest.approx(0.05)
 
+
+def test_figures_and_tables_from_the_summary(summary):
+    data = summary
+    names = [ch.LABELS[m] for m in data["method_order"]]
+    assert [t.name for t in plots.methods_bars(data).data] == names
+    table = plots.methods_table(data)
+    assert table.count("\n") == 1 + len(names) and "| SWA | 0.312 | 0.000 | 1 | 0.700 |" in table
+    dropdown = plots.techniques_dropdown(data)
+    assert [f.name for f in dropdown.frames] == [f"technique={c}" for c in data["columns"]]
+    heat = plots.techniques_heatmap(data).data[0]
+    assert list(heat.x) == data["columns"] and list(heat.y) == ["SGD (fully trained)", "SAM",
+                                                                 "l-SAM"]
+    gains = plots.gains_figure(data).data[0]
+    assert list(gains.x) == data["columns"] and gains.y[1] == pytest.approx(0.05)  # mi
+    one = plots.one_cell(data, "lsam", "di")
+    assert [t.name for t in one.data] == ["SGD (fully trained) (baseline)", "l-SAM"]
+    no_lsam = dict(data, table={"sgd": data["table"]["sgd"]}, surrogate_order=["sgd"])
+    assert plots.gains_figure(no_lsam) is None
 
 
 def test_differences_are_paired_by_seed():

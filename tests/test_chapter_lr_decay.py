@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from flatness.plots import lr_decay as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import lr_decay as analysis
 from flatness.study.chapters import lr_decay as ch
@@ -53,3 +54,17 @@ def test_a_seed_that_transfers_lower_at_every_epoch_does_not_widen_the_spread():
         assert abs(peak["gain"] - 0.1) < 1e-9 and peak["spread"] == 0.01  # the gains do not
     peaks = analysis.claims(data, "smoke")[0]
     assert peaks.key == "peak-after-decay" and peaks.status == REPRODUCED
+
+
+def test_figures_from_the_summary():
+    schedules = {"standard": [10, 15], "constant": [], "single@5": [5]}
+    params = ch.CHAPTER.parameters(SCALE, {"seeds": [0, 1], "single_decay_seeds": [0],
+                                           "schedules": schedules})
+    data = analysis.summarize(SimpleNamespace(scale=SCALE), params, fake_outputs(params))
+    slider = plots.schedule_slider(data)
+    assert [f.name for f in slider.frames] == [f"schedule={n}" for n in data["schedules"]]
+    assert [t.name for t in plots.schedules_overlay(data).data] == list(data["schedules"])
+    assert [t.name for t in plots.schedules_accuracy(data).data] == list(data["schedules"])
+    assert [t.name for t in plots.standard_per_target(data).data] == ["t"]
+    one = plots.one_curve(data, "single@5", "t")
+    assert one.data[0].name == "single@5 / t" and len(one.data[0].y) == SCALE.epochs

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import robust_features as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import robust_features as analysis
 from flatness.study.chapters import lr_decay
@@ -254,6 +255,29 @@ def test_summarize_synthetic_outputs(summary):
     assert small["d_r"] == pytest.approx(0.28) and small["cifar10"] == pytest.approx(0.06)
     assert large["gain"] == pytest.approx(0.085) and check["clean"]["d_r"] == 0.5
 
+
+def test_figures_and_tables_from_the_summary(summary):
+    p, data = summary
+    datasets = plots.datasets_table(data)
+    assert datasets.count("\n") == 1 + len(ch.KINDS) and "| D_R | synthetic | robust" in datasets
+    assert "2.000 → 0.500" in datasets and "| 0.90 |" in datasets
+    accuracy = plots.accuracy_table(data)
+    assert "| D_rand | Fig. 3 target (resnet18@0.125) | 0.250 |" in accuracy
+    assert "Chance is 0.10" in accuracy
+    robustness = plots.robustness_table(data, p["seeds"])
+    assert "L2 eps 0.25 | L2 eps 0.5 |" in robustness and robustness.endswith("seeds [0, 1].")
+    dropdown = plots.surrogates_dropdown(data)
+    assert [f.name for f in dropdown.frames] == [
+        "surrogate trained on=CIFAR-10", "surrogate trained on=D_R", "surrogate trained on=D_NR"]
+    curve = plots.surrogate_curve(data, "d_r", "a")
+    assert curve.data[-1].name == "best epoch" and list(curve.data[-1].x) == [2]
+    assert plots.surrogate_controls(data) == {"name": ["cifar10", "d_r", "d_nr"],
+                                              "target": ["mean", "a", "b"]}
+    assert {t.name for t in plots.surrogates_overlay(data).data} >= {"CIFAR-10", "D_R", "D_NR"}
+    assert {t.name for t in plots.surrogates_accuracy(data).data} >= {"CIFAR-10", "D_R"}
+    targets = plots.targets_dropdown(data)
+    assert len(targets.frames) == len(ch.KINDS)
+    assert plots.target_curve(data, "d_r").data[0].name == "towards D_R (eps 16/255)"
 
 
 def test_robustness_check_needs_a_gain_above_the_spread_at_every_budget():

@@ -1,6 +1,7 @@
 """The store (:mod:`flatness.store`): canonical keys, atomic entries, one-line errors for
-corrupt or foreign entries, one computation across processes; and the layers below the study
-import nothing above them."""
+corrupt or foreign entries, one computation across processes, nothing left by a failed one;
+and the imports go one way: the layers below the study import nothing above them, a chapter's
+design neither its analysis nor its figures."""
 
 from __future__ import annotations
 
@@ -129,6 +130,28 @@ def test_the_layers_below_the_study_import_nothing_above_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=300).stdout
     assert out.strip() == "[]"
+
+
+def _imported_after(statement: str) -> list[str]:
+    """The flatness modules a fresh interpreter has imported after ``statement``."""
+    code = (f"import sys\n{statement}\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('flatness.'))))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "lib")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True, timeout=300).stdout.split()
+
+
+def test_a_chapters_design_imports_neither_its_analysis_nor_its_figures():
+    """Analysis imports design, plots import analysis; a design names its summary lazily, so
+    each layer imports alone, whichever comes first."""
+    from flatness.study.analysis import CHAPTERS
+
+    designs = _imported_after("from flatness.study.chapters import chapters; chapters()")
+    assert not [m for m in designs if m.startswith(("flatness.study.analysis.", "flatness.plots"))]
+    for name in CHAPTERS:
+        layers = {f"flatness.study.analysis.{name}", f"flatness.plots.{name}"}
+        assert layers | {f"flatness.study.chapters.{name}"} <= set(
+            _imported_after(f"import {', '.join(sorted(layers))}"))
 
 
 def test_a_corrupt_run_file_is_a_one_line_error_naming_the_run(tmp_path):
