@@ -17,6 +17,7 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.store import (
+    LOCK_FILES_REMOVABLE,
     STORE_VERSION,
     entry_path,
     get_or_compute,
@@ -118,6 +119,66 @@ def test_two_processes_asking_for_one_key_compute_it_once(tmp_path):
         process.join(120)
     assert [p.exitcode for p in processes] == [0, 0]
     assert len(log.read_text().split()) == 1  # one computed, the other waited and read it
+    assert read_entry(path) == {"answer": 42}
+
+
+def _fail(*args: object) -> None:
+    raise RuntimeError("this computation fails")
+
+
+@pytest.mark.skipif(not LOCK_FILES_REMOVABLE, reason="this filelock cannot drop a held lock file")
+def test_a_failed_compute_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "jobs" / "transfer" / "entry.json"
+    with pytest.raises(RuntimeError, match="fails"):
+        get_or_compute(path, _fail)
+    assert list(tmp_path.iterdir()) == []  # neither the folders it made nor its lock file
+    write_entry(tmp_path / "jobs" / "other.json", {"kept": True})
+    with pytest.raises(RuntimeError, match="fails"):
+        get_or_compute(tmp_path / "jobs" / "entry.json", _fail)
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == ["other.json"]
+    assert get_or_compute(path, lambda: {"now": "computed"}) == {"now": "computed"}
+
+
+def _announce_then_compute(path: str, log: str, ready: str) -> None:
+    """Say this process is about to ask for the entry, then ask (see :func:`_compute_slowly`)."""
+    (Path(ready) / str(os.getpid())).touch()
+    _compute_slowly(path, log)
+
+
+def _fail_while_two_wait(path: str, log: str, ready: str) -> None:
+    """Hold the entry's lock until two other processes ask for it, then fail."""
+    def compute() -> None:
+        with open(log, "a") as handle:
+            handle.write("failed\n")
+        deadline = time.monotonic() + 120
+        while len(list(Path(ready).iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # they are waiting on the lock now
+        _fail()
+
+    get_or_compute(Path(path), compute)
+
+
+def test_processes_waiting_on_a_failed_compute_compute_it_once(tmp_path):
+    """The failing process removes the lock file and the folder it holds them in while the
+    others wait: one of them computes, the other reads its entry."""
+    path, log, ready = tmp_path / "new" / "entry.json", tmp_path / "log", tmp_path / "ready"
+    ready.mkdir()
+    context = multiprocessing.get_context("spawn")
+    failing = context.Process(target=_fail_while_two_wait, args=(str(path), str(log), str(ready)))
+    failing.start()
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = [context.Process(target=_announce_then_compute,
+                               args=(str(path), str(log), str(ready))) for _ in range(2)]
+    for process in waiting:
+        process.start()
+    for process in (failing, *waiting):
+        process.join(180)
+    assert failing.exitcode != 0 and [p.exitcode for p in waiting] == [0, 0]
+    computed = log.read_text().split()
+    assert computed[0] == "failed" and len(computed) == 2  # then one computed, one read it
     assert read_entry(path) == {"answer": 42}
 
 
