@@ -113,11 +113,9 @@ def _argv(argv: list[str], files: dict[str, Path], out: Path) -> list[str]:
 
 
 def _snapshot(*folders: Path) -> set[str]:
-    """Every file below ``folders``, less lock files and the folders holding only them (a
-    store's lock marks a computation, it holds no data: see :mod:`flatness.store`)."""
-    files = {p for folder in folders if folder.exists() for p in folder.rglob("*")
-             if p.is_file() and not p.name.endswith(".lock")}
-    return {str(p) for p in files}
+    """Every file and folder below ``folders``, lock files included: a computation that fails
+    leaves neither (:func:`flatness.store.get_or_compute`)."""
+    return {str(p) for folder in folders if folder.exists() for p in folder.rglob("*")}
 
 
 @pytest.mark.parametrize(("argv", "message"), CASES, ids=[" ".join(c[0]) for c in CASES])

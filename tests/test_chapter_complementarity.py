@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import complementarity as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import complementarity as analysis
 from flatness.study.chapters import complementarity as ch
@@ -96,7 +97,7 @@ def test_cpu_plan_uses_baseline_seeds_for_own_runs_only():
 
 def test_early_stopping_reuses_chapter_two_standard_job():
     p = params(CPU)
-    standard = lr_decay._job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
+    standard = lr_decay.transfer_job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
     assert ch.cell_job(CPU, p, "early_stopped", ch.PLAIN, 1).key() == standard.key()
     # fully trained SGD under plain BIM is the curve's last point, not a second attack
     assert ch.cell_job(CPU, p, "sgd", ch.PLAIN, 1).key() == standard.key()
@@ -139,7 +140,7 @@ def _value(row, column, seed):
 
 def _fake_outputs(scale, p):
     outputs = {}
-    for row, column in ch._cells(p):
+    for row, column in ch.cells(p):
         for seed in ch.seeds_for(row, p):
             job = ch.cell_job(scale, p, row, column, seed)
             if job.epochs:  # the SGD curve: peak at epoch 2 (of 3), final = _value
@@ -157,9 +158,15 @@ def _fake_outputs(scale, p):
     return outputs
 
 
-def test_summarize_aggregates_seeds_and_computes_findings():
+@pytest.fixture(scope="module")
+def summary():
+    """The summary of hand-made outputs (seeds 0 and 1, SWA and SAT on seed 1 only)."""
     p = params(SMOKE, seeds=[0, 1], baseline_seeds=[1])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, _fake_outputs(SMOKE, p))
+    return analysis.summarize(SimpleNamespace(scale=SMOKE), p, _fake_outputs(SMOKE, p))
+
+
+def test_summarize_aggregates_seeds_and_computes_findings(summary):
+    data = summary
     assert data["targets"] == TARGETS and data["early_stopping_epoch"] == 2
     assert data["columns"] == [ch.PLAIN, "mi", "di", ch.LGV]
     assert data["method_order"] == list(ch.METHODS)
@@ -187,6 +194,25 @@ def test_summarize_aggregates_seeds_and_computes_findings():
     assert lgv.mean == pytest.approx(0.05)
 
 
+def test_figures_and_tables_from_the_summary(summary):
+    data = summary
+    names = [ch.LABELS[m] for m in data["method_order"]]
+    assert [t.name for t in plots.methods_bars(data).data] == names
+    table = plots.methods_table(data)
+    assert table.count("\n") == 1 + len(names) and "| SWA | 0.312 | 0.000 | 1 | 0.700 |" in table
+    dropdown = plots.techniques_dropdown(data)
+    assert [f.name for f in dropdown.frames] == [f"technique={c}" for c in data["columns"]]
+    heat = plots.techniques_heatmap(data).data[0]
+    assert list(heat.x) == data["columns"] and list(heat.y) == ["SGD (fully trained)", "SAM",
+                                                                 "l-SAM"]
+    gains = plots.gains_figure(data).data[0]
+    assert list(gains.x) == data["columns"] and gains.y[1] == pytest.approx(0.05)  # mi
+    one = plots.one_cell(data, "lsam", "di")
+    assert [t.name for t in one.data] == ["SGD (fully trained) (baseline)", "l-SAM"]
+    no_lsam = dict(data, table={"sgd": data["table"]["sgd"]}, surrogate_order=["sgd"])
+    assert plots.gains_figure(no_lsam) is None
+
+
 def test_differences_are_paired_by_seed():
     a = {"seeds": [0, 1], "seeds_success": [0.5, 0.6]}
     b = {"seeds": [1, 0], "seeds_success": [0.4, 0.4]}
@@ -197,4 +223,4 @@ def test_differences_are_paired_by_seed():
 def test_early_stopping_epoch_is_the_best_seed_averaged_checkpoint():
     curves = [{"epochs": [1, 2, 3], "mean": [0.1, 0.5, 0.2]},
               {"epochs": [1, 2, 3], "mean": [0.6, 0.1, 0.3]}]
-    assert ch.early_stopping_epoch(curves) == 1  # means 0.35, 0.30, 0.25
+    assert analysis.early_stopping_epoch(curves) == 1  # means 0.35, 0.30, 0.25

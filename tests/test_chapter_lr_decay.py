@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from flatness.plots import lr_decay as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import lr_decay as analysis
 from flatness.study.chapters import lr_decay as ch
@@ -19,7 +20,7 @@ def fake_outputs(params: dict) -> dict:
     for decays in params["schedules"].values():
         for seed in params["seeds"]:
             mean = [0.2 + 0.1 * sum(e > d for d in decays) + 0.01 * seed for e in epochs]
-            job = ch._job(SCALE, params, decays, seed)
+            job = ch.transfer_job(SCALE, params, decays, seed)
             outputs[job.key()] = {"targets": ["t"], "epochs": epochs, "mean": mean,
                                   "success": [[m] for m in mean], "test_acc": [0.5] * 20}
     return outputs
@@ -31,8 +32,8 @@ def test_the_summary_does_not_depend_on_the_order_schedules_are_listed_in():
                                            "schedules": schedules})
     by_name = dict(listed, schedules=dict(sorted(schedules.items())))  # as JSON stores them
     ctx = SimpleNamespace(scale=SCALE)
-    a = ch.summarize(ctx, listed, fake_outputs(listed))
-    b = ch.summarize(ctx, by_name, fake_outputs(by_name))
+    a = analysis.summarize(ctx, listed, fake_outputs(listed))
+    b = analysis.summarize(ctx, by_name, fake_outputs(by_name))
     assert a == b
     peaks = a["findings"]["decays_followed_by_gain"]
     assert [(p["schedule"], p["decay"]) for p in peaks] == [
@@ -45,11 +46,25 @@ def test_a_seed_that_transfers_lower_at_every_epoch_does_not_widen_the_spread():
     params = ch.CHAPTER.parameters(SCALE, {"seeds": [0, 1], "single_decay_seeds": [0],
                                            "schedules": {"standard": [10, 15]}})
     outputs = fake_outputs(params)
-    low = outputs[ch._job(SCALE, params, [10, 15], 1).key()]
+    low = outputs[ch.transfer_job(SCALE, params, [10, 15], 1).key()]
     low["mean"] = [m - 0.2 for m in low["mean"]]  # seed 1: 20 points lower throughout
-    data = ch.summarize(SimpleNamespace(scale=SCALE), params, outputs)
+    data = analysis.summarize(SimpleNamespace(scale=SCALE), params, outputs)
     assert max(data["schedules"]["standard"]["success_std"]) > 0.1  # the levels differ
     for peak in data["findings"]["decays_followed_by_gain"]:
         assert abs(peak["gain"] - 0.1) < 1e-9 and peak["spread"] == 0.01  # the gains do not
     peaks = analysis.claims(data, "smoke")[0]
     assert peaks.key == "peak-after-decay" and peaks.status == REPRODUCED
+
+
+def test_figures_from_the_summary():
+    schedules = {"standard": [10, 15], "constant": [], "single@5": [5]}
+    params = ch.CHAPTER.parameters(SCALE, {"seeds": [0, 1], "single_decay_seeds": [0],
+                                           "schedules": schedules})
+    data = analysis.summarize(SimpleNamespace(scale=SCALE), params, fake_outputs(params))
+    slider = plots.schedule_slider(data)
+    assert [f.name for f in slider.frames] == [f"schedule={n}" for n in data["schedules"]]
+    assert [t.name for t in plots.schedules_overlay(data).data] == list(data["schedules"])
+    assert [t.name for t in plots.schedules_accuracy(data).data] == list(data["schedules"])
+    assert [t.name for t in plots.standard_per_target(data).data] == ["t"]
+    one = plots.one_curve(data, "single@5", "t")
+    assert one.data[0].name == "single@5 / t" and len(one.data[0].y) == SCALE.epochs

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import minimizers as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import minimizers as analysis
 from flatness.study.chapters import minimizers as ch
@@ -107,7 +108,7 @@ def test_runs_are_shared_with_chapters_2_and_5():
     from flatness.study.chapters import lr_decay
 
     p = params(CPU)
-    standard = lr_decay._job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
+    standard = lr_decay.transfer_job(CPU, lr_decay.defaults(CPU), list(CPU.decay_epochs), 1)
     assert ch.curve_job(CPU, p, 1).key() == standard.key()
     complementarity = pytest.importorskip("flatness.study.chapters.complementarity")
     c5 = complementarity.defaults(CPU)
@@ -203,7 +204,7 @@ def synthetic(p):
 @pytest.fixture(scope="module")
 def summary():
     p = params(SMOKE, seeds=[0, 1], minimizers=["sgd", "sam", "looksam", "swa"])
-    return p, ch.summarize(SimpleNamespace(scale=SMOKE), p, synthetic(p))
+    return p, analysis.summarize(SimpleNamespace(scale=SMOKE), p, synthetic(p))
 
 
 def test_baselines_early_stopped_at_the_best_epoch_and_fully_trained(summary):
@@ -226,7 +227,8 @@ def test_surrogates_gains_ranking_and_lsam(summary):
     assert lsam["gain_vs_full_points"] == pytest.approx(50.5)
     assert lsam["test_acc_mean"] == pytest.approx(0.4)
     assert d["lsam"]["rho"] == 0.3 and d["lsam"]["label"] == "sam ρ=0.3"
-    assert d["ranking"] == ["sam ρ=0.3", "sam ρ=0.05", "looksam ρ=0.05", ch.ES, "swa", ch.FULL]
+    assert d["ranking"] == ["sam ρ=0.3", "sam ρ=0.05", "looksam ρ=0.05", analysis.ES, "swa",
+                            analysis.FULL]
     assert d["minimizers"]["sam"] == ["sam ρ=0.05", "sam ρ=0.3"]
 
 
@@ -264,15 +266,34 @@ def test_claims_of_an_older_summary_without_per_seed_values_ask_for_a_recompute(
 # -- figures ----------------------------------------------------------------------------------
 def test_figures_and_table(summary):
     _, d = summary
-    slider = ch.rho_slider(d, "sam")
+    slider = plots.rho_slider(d, "sam")
     assert [f.name for f in slider.frames] == ["rho=0.05", "rho=0.3"]
     assert len(slider.data) == 3  # fully trained SGD, early-stopped SGD, SAM at that rho
-    curves = ch.rho_curves(d, "success")
+    curves = plots.rho_curves(d, "success")
     names = {t.name for t in curves.data}
     assert {"sam", "looksam"} <= names and "swa" not in names
-    assert ch.rho_curves(d, "top_eigenvalue").data
-    scatter = ch.tradeoff_scatter(d)
-    assert {t.name for t in scatter.data} >= {"sam", ch.ES, ch.FULL}
-    table = ch.ranking_markdown(d)
+    assert plots.rho_curves(d, "top_eigenvalue").data
+    scatter = plots.tradeoff_scatter(d)
+    assert {t.name for t in scatter.data} >= {"sam", analysis.ES, analysis.FULL}
+    table = plots.ranking_markdown(d)
     assert table.count("\n") == 2 + len(d["ranking"]) - 1
     assert "**sam ρ=0.3** (l-SAM)" in table and "+40.5" in table
+
+
+def test_a_newcomer_follows_the_notebook_to_the_bim_update_in_four_files():
+    """The notebook names this chapter's design; its jobs attack with TransferJob, whose
+    compute calls the attack defined beside the BIM update."""
+    import inspect
+    import json
+
+    from flatness.attacks import attack
+    from flatness.paths import repo_root
+
+    cells = json.loads((repo_root() / "notebooks" / "04_minimizers.ipynb").read_text())["cells"]
+    assert any("from flatness.study.chapters.minimizers import CHAPTER" in "".join(c["source"])
+               for c in cells)
+    p = params(SMOKE)
+    assert isinstance(ch.final_job(SMOKE, p, "sam", 0.05, 0), TransferJob)
+    assert inspect.getsourcefile(TransferJob.compute).endswith("study/jobs.py")
+    assert "attack(surrogates" in inspect.getsource(TransferJob.compute)
+    assert inspect.getsourcefile(attack).endswith("attacks/iterative.py")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import robust_features as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import robust_features as analysis
 from flatness.study.chapters import lr_decay
@@ -127,7 +128,8 @@ def test_the_cifar_surrogate_trains_on_the_derived_datasets_source_images_and_jo
     assert ours.surrogate == dataclasses.replace(ch.surrogate(CPU, 0),
                                                  train_subset=CPU.robust_dataset_size)
     same = get_scale("cpu", robust_dataset_size=CPU.train_subset)  # one subset: chapter 2's run
-    theirs = lr_decay._job(same, lr_decay.CHAPTER.parameters(same, {}), list(same.decay_epochs), 0)
+    theirs = lr_decay.transfer_job(same, lr_decay.CHAPTER.parameters(same, {}),
+                                   list(same.decay_epochs), 0)
     assert ch.fig2_job(same, params(same), "cifar10", 0).key() == theirs.key()
     derived = ch.fig2_job(CPU, p, "d_r", 0)
     assert type(derived) is TransferJob and derived.surrogate.dataset == "d_r@cpu"
@@ -163,17 +165,17 @@ def test_dataset_job_builds_what_the_registered_name_loads(tmp_path, make_cifar_
 # -- aggregation and findings -----------------------------------------------------------------
 def test_early_stopping_gain_is_paired_by_seed():
     epochs = [1, 2, 3]
-    es = ch.early_stopping_gain(epochs, [[0.2, 0.5, 0.3], [0.2, 0.35, 0.3]])
+    es = analysis.early_stopping_gain(epochs, [[0.2, 0.5, 0.3], [0.2, 0.35, 0.3]])
     assert es["best_epoch"] == 2 and es["final_epoch"] == 3
     assert es["gain"] == pytest.approx(0.125)
     assert es["spread"] == pytest.approx(2 * np.std([0.2, 0.05], ddof=1))
     assert es["differences"] == [pytest.approx(0.2), pytest.approx(0.05)]
-    one = ch.early_stopping_gain(epochs, [[0.1, 0.2, 0.3]])
+    one = analysis.early_stopping_gain(epochs, [[0.1, 0.2, 0.3]])
     assert one["best_epoch"] == 3 and one["gain"] == 0 and one["differences"] == [0.0]
 
 
 def test_chance_margin_is_two_binomial_standard_errors():
-    assert ch.chance_margin(10_000) == pytest.approx(2 * math.sqrt(0.09 / 10_000))
+    assert analysis.chance_margin(10_000) == pytest.approx(2 * math.sqrt(0.09 / 10_000))
 
 
 def _transfer(curve, acc=0.5, targets=("a", "b")):
@@ -182,7 +184,9 @@ def _transfer(curve, acc=0.5, targets=("a", "b")):
             "test_acc": [acc] * 3}
 
 
-def test_summarize_synthetic_outputs():
+@pytest.fixture(scope="module")
+def summary():
+    """The summary of hand-made outputs of every job (two seeds)."""
     p = params(SMOKE, seeds=[0, 1])
     curves = {  # surrogate dataset -> per-seed mean success curves
         "cifar10": ([0.3, 0.6, 0.4], [0.3, 0.62, 0.41]),
@@ -201,7 +205,11 @@ def test_summarize_synthetic_outputs():
         outputs[ch.target_job(SMOKE, t).key()] = {"metrics": [{"test_acc": 0.1},
                                                               {"test_acc": acc}]}
     for k in ch.KINDS:
-        outputs[DatasetJob(f"{k}@smoke").key()] = {"kind": k, "images": 128}
+        built = ({"representation_distance": {"start_mean": 2.0, "end_mean": 0.5}}
+                 if k in ("d_r", "d_nr") else {"relabelled_fraction_changed": 0.9})
+        outputs[DatasetJob(f"{k}@smoke").key()] = {
+            "kind": k, "images": 128, "construction": "synthetic", "images_per_s": 40.0,
+            "source_model_robust": k == "d_r", "source_model_test_acc": 0.8, **built}
     robust = {"cifar10": ([0.05, 0.0], [0.07, 0.01]), "d_r": ([0.30, 0.1], [0.26, 0.08]),
               "d_nr": ([0.0, 0.0], [0.01, 0.0])}
     for d, per_seed in robust.items():
@@ -209,7 +217,11 @@ def test_summarize_synthetic_outputs():
             outputs[ch.robustness_job(SMOKE, p, d, seed).key()] = {
                 "n_images": 1000, "eps": [0.25, 0.5], "clean": 0.5, "robust": list(values)}
 
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, outputs)
+    return p, analysis.summarize(SimpleNamespace(scale=SMOKE), p, outputs)
+
+
+def test_summarize_synthetic_outputs(summary):
+    _, data = summary
     f = data["findings"]
     claims = {c.key: c for c in analysis.claims(data, "smoke")}
     es = {c.label.split(":")[0]: c for c in claims["early-stopping-whatever-the-features"]
@@ -219,7 +231,7 @@ def test_summarize_synthetic_outputs():
     assert f["surrogates"]["d_r"]["gain"] == pytest.approx(((0.5 - 0.3) + (0.48 - 0.31)) / 2)
     assert es["surrogate on D_R"].mean == pytest.approx(f["surrogates"]["d_r"]["gain"])
     assert all(es[f"target on {analysis.LABELS[t]}"].mean > 0 for t in ch.KINDS)
-    margin = ch.chance_margin(SMOKE.eval_subset)
+    margin = analysis.chance_margin(SMOKE.eval_subset)
     assert f["accuracy"]["margin"] == pytest.approx(margin)
     premise = {c.label: c for c in claims["ilyas-datasets"].comparisons}
     rand = premise["target trained on D_rand: CIFAR-10 accuracy − chance"]
@@ -244,21 +256,45 @@ def test_summarize_synthetic_outputs():
     assert large["gain"] == pytest.approx(0.085) and check["clean"]["d_r"] == 0.5
 
 
+def test_figures_and_tables_from_the_summary(summary):
+    p, data = summary
+    datasets = plots.datasets_table(data)
+    assert datasets.count("\n") == 1 + len(ch.KINDS) and "| D_R | synthetic | robust" in datasets
+    assert "2.000 → 0.500" in datasets and "| 0.90 |" in datasets
+    accuracy = plots.accuracy_table(data)
+    assert "| D_rand | Fig. 3 target (resnet18@0.125) | 0.250 |" in accuracy
+    assert "Chance is 0.10" in accuracy
+    robustness = plots.robustness_table(data, p["seeds"])
+    assert "L2 eps 0.25 | L2 eps 0.5 |" in robustness and robustness.endswith("seeds [0, 1].")
+    dropdown = plots.surrogates_dropdown(data)
+    assert [f.name for f in dropdown.frames] == [
+        "surrogate trained on=CIFAR-10", "surrogate trained on=D_R", "surrogate trained on=D_NR"]
+    curve = plots.surrogate_curve(data, "d_r", "a")
+    assert curve.data[-1].name == "best epoch" and list(curve.data[-1].x) == [2]
+    assert plots.surrogate_controls(data) == {"name": ["cifar10", "d_r", "d_nr"],
+                                              "target": ["mean", "a", "b"]}
+    assert {t.name for t in plots.surrogates_overlay(data).data} >= {"CIFAR-10", "D_R", "D_NR"}
+    assert {t.name for t in plots.surrogates_accuracy(data).data} >= {"CIFAR-10", "D_R"}
+    targets = plots.targets_dropdown(data)
+    assert len(targets.frames) == len(ch.KINDS)
+    assert plots.target_curve(data, "d_r").data[0].name == "towards D_R (eps 16/255)"
+
+
 def test_robustness_check_needs_a_gain_above_the_spread_at_every_budget():
     def summary(values):
-        return ch.robustness_summary([{"n_images": 500, "eps": [0.25, 0.5], "clean": 0.5,
-                                       "robust": list(v)} for v in values])
+        return analysis.robustness_summary([{"n_images": 500, "eps": [0.25, 0.5],
+                                             "clean": 0.5, "robust": list(v)} for v in values])
 
-    check = ch.robustness_check({"cifar10": summary([(0.10, 0.02), (0.12, 0.03)]),
-                                 "d_r": summary([(0.12, 0.2), (0.13, 0.21)])})
+    check = analysis.robustness_check({"cifar10": summary([(0.10, 0.02), (0.12, 0.03)]),
+                                       "d_r": summary([(0.12, 0.2), (0.13, 0.21)])})
     close, far = check["per_eps"]
     assert close["gain"] == pytest.approx(0.015) and far["gain"] == pytest.approx(0.18)
     assert close["differences"] == [pytest.approx(0.02), pytest.approx(0.01)]
     # one seed: the band is two binomial standard errors of the difference
-    one = ch.robustness_check({"cifar10": summary([(0.10, 0.05)]),
-                               "d_r": summary([(0.14, 0.1)])})
+    one = analysis.robustness_check({"cifar10": summary([(0.10, 0.05)]),
+                                     "d_r": summary([(0.14, 0.1)])})
     assert one["per_eps"][0]["spread"] == pytest.approx(2 * math.sqrt(2 * 0.1 * 0.9 / 500))
-    assert ch.robustness_check({"d_r": summary([(0.2, 0.1)])}) is None
+    assert analysis.robustness_check({"d_r": summary([(0.2, 0.1)])}) is None
 
 
 def test_robustness_job_measures_clean_and_l2_accuracy(tmp_path, make_cifar_copy):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from flatness.errors import FlatnessError
+from flatness.plots import sharpness as plots
 from flatness.scales import get_scale
 from flatness.study.analysis import sharpness as analysis
 from flatness.study.chapters import complementarity, lr_decay, minimizers
@@ -152,43 +153,43 @@ def test_spearman_matches_the_rank_formula_and_refuses_degenerate_input():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=12), rng.normal(size=12)
     ranks = [np.argsort(np.argsort(v)) for v in (a, b)]
-    assert ch.spearman(a, b) == pytest.approx(np.corrcoef(*ranks)[0, 1])
-    assert ch.spearman([1, 2, 3, 4], [8, 6, 4, 1]) == pytest.approx(-1.0)
-    assert ch.spearman([1, 2], [2, 1]) is None
-    assert ch.spearman([1, 2, 3], [5, 5, 5]) is None
-    assert ch.spearman([1, 2, 3, np.nan, 4], [1, 2, 3, 9, 4]) == pytest.approx(1.0)
+    assert analysis.spearman(a, b) == pytest.approx(np.corrcoef(*ranks)[0, 1])
+    assert analysis.spearman([1, 2, 3, 4], [8, 6, 4, 1]) == pytest.approx(-1.0)
+    assert analysis.spearman([1, 2], [2, 1]) is None
+    assert analysis.spearman([1, 2, 3], [5, 5, 5]) is None
+    assert analysis.spearman([1, 2, 3, np.nan, 4], [1, 2, 3, 9, 4]) == pytest.approx(1.0)
 
 
 def test_decay_change_and_segment_change_on_a_hand_made_curve():
     epochs = list(range(1, 10))
     values = [10, 11, 12, 4, 6, 8, 2, 5, 9]
-    drop = ch.decay_change(epochs, values, 3, 2)
+    drop = analysis.decay_change(epochs, values, 3, 2)
     assert (drop["before"], drop["after"]) == (12, 5)
     assert drop["relative"] == pytest.approx(-7 / 12)
-    assert ch.decay_change(epochs, values, 9, 2)["relative"] is None  # nothing after
-    rise = ch.segment_change(epochs, values, 6, 9, "min")
+    assert analysis.decay_change(epochs, values, 9, 2)["relative"] is None  # nothing after
+    rise = analysis.segment_change(epochs, values, 6, 9, "min")
     assert (rise["extreme_epoch"], rise["end"], rise["relative"]) == (7, 9, pytest.approx(3.5))
-    fall = ch.segment_change(epochs, [0, 0, 0, 5, 9, 7, 0, 0, 0], 3, 6, "max")
+    fall = analysis.segment_change(epochs, [0, 0, 0, 5, 9, 7, 0, 0, 0], 3, 6, "max")
     assert (fall["extreme_epoch"], fall["relative"]) == (5, pytest.approx(-2 / 9))
 
 
 def test_slice_metrics_are_exact_on_a_parabola():
     alphas = np.linspace(-1, 1, 21)
-    m = ch.slice_metrics(alphas.tolist(), (0.5 + 3 * alphas ** 2).tolist())
+    m = analysis.slice_metrics(alphas.tolist(), (0.5 + 3 * alphas ** 2).tolist())
     assert m["curvature"] == pytest.approx(6.0)
     assert m["rise_half"] == pytest.approx(3 * 0.25) and m["rise_full"] == pytest.approx(3.0)
     with pytest.raises(FlatnessError, match="both sides of 0"):
-        ch.slice_metrics([0.0, 0.5, 1.0], [1.0, 2.0, 3.0])
+        analysis.slice_metrics([0.0, 0.5, 1.0], [1.0, 2.0, 3.0])
 
 
 def test_interpolation_barrier_ignores_extrapolated_nans():
     alphas = np.linspace(-0.25, 1.25, 7)
     loss = 1 + 4 * 0.3 * alphas * (1 - alphas)
     loss[[0, -1]] = np.nan  # negative extrapolated BatchNorm variances
-    m = ch.interpolation_metrics(alphas.tolist(), loss.tolist())
+    m = analysis.interpolation_metrics(alphas.tolist(), loss.tolist())
     assert m["barrier"] == pytest.approx(0.3) and m["loss_start"] == pytest.approx(1.0)
     with pytest.raises(FlatnessError, match="alpha = 0 and alpha = 1"):
-        ch.interpolation_metrics(np.linspace(-0.25, 1.25, 21).tolist(), [0.0] * 21)
+        analysis.interpolation_metrics(np.linspace(-0.25, 1.25, 21).tolist(), [0.0] * 21)
 
 
 # -- summary on hand-made outputs -------------------------------------------------------------
@@ -238,7 +239,7 @@ def toy():
     p = params(TOY, seeds=[0, 1], sharpness_every=1, landscape_grid=5, landscape_grid_2d=5,
                interpolation_points=7)
     planned = StudySpec(TOY, device="cpu").scale
-    data = ch.summarize(SimpleNamespace(scale=planned), p, fake_outputs(TOY, p))
+    data = analysis.summarize(SimpleNamespace(scale=planned), p, fake_outputs(TOY, p))
     return p, data
 
 
@@ -278,14 +279,35 @@ def test_claims_follow_the_numbers(toy):
 
 def test_figures_and_tables_from_the_summary(toy):
     p, data = toy
-    fig = ch.sharpness_figure(data)
+    fig = plots.sharpness_figure(data)
     assert [frame.name for frame in fig.frames] == ["surrogate=mean", "surrogate=seed 0",
                                                     "surrogate=seed 1"]
     assert len(fig.data) == 6  # three panels, each a curve and its band
-    grids, alphas, betas = ch.landscape_grids(data, ["sgd@9"])
+    grids, alphas, betas = plots.landscape_grids(data, ["sgd@9"])
     grid = np.asarray(grids["sgd@9"])  # rows: direction 2 (coefficient 2 in the fake bowl)
     assert grid[0, 2] > grid[2, 0]
-    assert "SGD epoch 4 (early-stopped)" in ch.landscape_table(data)
+    assert "SGD epoch 4 (early-stopped)" in plots.landscape_table(data)
     assert "| largest eigenvalue | 3 | 12.600 | 4.200 | -67 % | 4.200 (4) | 8.400 (6) | +100 % |" \
-        in ch.decay_table(data)
-    assert ch.model_label(f"sam{p['lsam_rho']:g}", data).endswith("(l-SAM)")
+        in plots.decay_table(data)
+    assert plots.model_label(f"sam{p['lsam_rho']:g}", data).endswith("(l-SAM)")
+
+
+def test_the_pages_other_figures_from_the_summary(toy):
+    _, data = toy
+    scatter = plots.sharpness_scatter(data)
+    assert [t.name.split(" ")[0] for t in scatter.data] == ["top_eigenvalue", "trace"]
+    assert len(scatter.data[0].x) == len(data["sharpness_epochs"])
+    for figure in (plots.slices_figure(data), plots.interpolation_figure(data)):
+        assert [f.name for f in figure.frames] == ["split=train", "split=test"]
+    assert [t.name for t in plots.slices_figure(data).data] == [
+        "SGD epoch 4 (early-stopped)", "SGD epoch 9 (fully trained)",
+        f"SAM ρ={data['lsam_rho']:g} (l-SAM)"]
+    assert len(plots.epoch_surfaces(data).frames) == len(data["landscape_epochs"])
+    assert len(plots.rho_surfaces(data).frames) == 1 + len(data["sam_rhos"])
+    barriers = plots.barrier_markdown(data)
+    assert all(label in barriers for label in plots.INTERPOLATIONS)
+    models = plots.landscape_models(data)
+    assert "sgd@9" in models and len(models) == len(set(models))
+    one = plots.one_slice(data, "sgd@9", "test_acc")
+    assert one.data[0].name == "SGD epoch 9 (fully trained)"
+    assert one.layout.yaxis.title.text == "test_acc"

@@ -21,6 +21,7 @@ import os
 
 import pytest
 
+from flatness.study.analysis import robust_features as analysis
 from flatness.study.chapters import robust_features as ch
 from flatness.study.context import StudySpec
 from flatness.study.executors import run_jobs
@@ -43,7 +44,7 @@ def test_model_trained_on_d_rand_beats_chance_on_cifar_test(cpu):
     job = ch.target_job(spec.scale, "d_rand")
     out = run_jobs([job], spec, progress=False)[job.key()]  # (the dataset job runs first)
     acc = out["metrics"][-1]["test_acc"]
-    margin = ch.chance_margin(spec.scale.eval_subset)
+    margin = analysis.chance_margin(spec.scale.eval_subset)
     print(f"D_rand-trained model, CIFAR-10 test accuracy: {acc:.3f} (chance 0.10 + {margin:.3f})")
     assert acc > 0.1 + margin
 
@@ -52,8 +53,8 @@ def test_model_trained_on_d_r_is_more_robust_than_on_original_images(cpu):
     spec, params = cpu
     jobs = {d: ch.robustness_job(spec.scale, params, d, 0) for d in ("cifar10", "d_r")}
     outputs = run_jobs(list(jobs.values()), spec, progress=False)
-    summaries = {d: ch.robustness_summary([outputs[job.key()]]) for d, job in jobs.items()}
-    check = ch.robustness_check(summaries)
+    summaries = {d: analysis.robustness_summary([outputs[job.key()]]) for d, job in jobs.items()}
+    check = analysis.robustness_check(summaries)
     for b in check["per_eps"]:
         print(f"L2 eps {b['eps']}: trained on D_R {b['d_r']:.3f}, on CIFAR-10 {b['cifar10']:.3f}, "
               f"gain {b['gain']:+.3f} (spread {b['spread']:.3f})")

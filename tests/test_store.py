@@ -1,6 +1,7 @@
 """The store (:mod:`flatness.store`): canonical keys, atomic entries, one-line errors for
-corrupt or foreign entries, one computation across processes; and the layers below the study
-import nothing above them."""
+corrupt or foreign entries, one computation across processes, nothing left by a failed one;
+and the imports go one way: the layers below the study import nothing above them, a chapter's
+design neither its analysis nor its figures."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.store import (
+    LOCK_FILES_REMOVABLE,
     STORE_VERSION,
     entry_path,
     get_or_compute,
@@ -120,6 +122,66 @@ def test_two_processes_asking_for_one_key_compute_it_once(tmp_path):
     assert read_entry(path) == {"answer": 42}
 
 
+def _fail(*args: object) -> None:
+    raise RuntimeError("this computation fails")
+
+
+@pytest.mark.skipif(not LOCK_FILES_REMOVABLE, reason="this filelock cannot drop a held lock file")
+def test_a_failed_compute_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "jobs" / "transfer" / "entry.json"
+    with pytest.raises(RuntimeError, match="fails"):
+        get_or_compute(path, _fail)
+    assert list(tmp_path.iterdir()) == []  # neither the folders it made nor its lock file
+    write_entry(tmp_path / "jobs" / "other.json", {"kept": True})
+    with pytest.raises(RuntimeError, match="fails"):
+        get_or_compute(tmp_path / "jobs" / "entry.json", _fail)
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == ["other.json"]
+    assert get_or_compute(path, lambda: {"now": "computed"}) == {"now": "computed"}
+
+
+def _announce_then_compute(path: str, log: str, ready: str) -> None:
+    """Say this process is about to ask for the entry, then ask (see :func:`_compute_slowly`)."""
+    (Path(ready) / str(os.getpid())).touch()
+    _compute_slowly(path, log)
+
+
+def _fail_while_two_wait(path: str, log: str, ready: str) -> None:
+    """Hold the entry's lock until two other processes ask for it, then fail."""
+    def compute() -> None:
+        with open(log, "a") as handle:
+            handle.write("failed\n")
+        deadline = time.monotonic() + 120
+        while len(list(Path(ready).iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # they are waiting on the lock now
+        _fail()
+
+    get_or_compute(Path(path), compute)
+
+
+def test_processes_waiting_on_a_failed_compute_compute_it_once(tmp_path):
+    """The failing process removes the lock file and the folder it holds them in while the
+    others wait: one of them computes, the other reads its entry."""
+    path, log, ready = tmp_path / "new" / "entry.json", tmp_path / "log", tmp_path / "ready"
+    ready.mkdir()
+    context = multiprocessing.get_context("spawn")
+    failing = context.Process(target=_fail_while_two_wait, args=(str(path), str(log), str(ready)))
+    failing.start()
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = [context.Process(target=_announce_then_compute,
+                               args=(str(path), str(log), str(ready))) for _ in range(2)]
+    for process in waiting:
+        process.start()
+    for process in (failing, *waiting):
+        process.join(180)
+    assert failing.exitcode != 0 and [p.exitcode for p in waiting] == [0, 0]
+    computed = log.read_text().split()
+    assert computed[0] == "failed" and len(computed) == 2  # then one computed, one read it
+    assert read_entry(path) == {"answer": 42}
+
+
 def test_the_layers_below_the_study_import_nothing_above_them():
     code = ("import sys, flatness.data, flatness.models, flatness.minimizers, flatness.attacks, "
             "flatness.sharpness, flatness.training\n"
@@ -129,6 +191,28 @@ def test_the_layers_below_the_study_import_nothing_above_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=300).stdout
     assert out.strip() == "[]"
+
+
+def _imported_after(statement: str) -> list[str]:
+    """The flatness modules a fresh interpreter has imported after ``statement``."""
+    code = (f"import sys\n{statement}\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('flatness.'))))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "lib")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True, timeout=300).stdout.split()
+
+
+def test_a_chapters_design_imports_neither_its_analysis_nor_its_figures():
+    """Analysis imports design, plots import analysis; a design names its summary lazily, so
+    each layer imports alone, whichever comes first."""
+    from flatness.study.analysis import CHAPTERS
+
+    designs = _imported_after("from flatness.study.chapters import chapters; chapters()")
+    assert not [m for m in designs if m.startswith(("flatness.study.analysis.", "flatness.plots"))]
+    for name in CHAPTERS:
+        layers = {f"flatness.study.analysis.{name}", f"flatness.plots.{name}"}
+        assert layers | {f"flatness.study.chapters.{name}"} <= set(
+            _imported_after(f"import {', '.join(sorted(layers))}"))
 
 
 def test_a_corrupt_run_file_is_a_one_line_error_naming_the_run(tmp_path):

@@ -6,7 +6,8 @@ named by :func:`key_of` its inputs: one canonical hash over JSON-able inputs, sa
 one :data:`STORE_VERSION`, so a change of layout or meaning is one bump here. A JSON entry is
 an envelope (store version, key, inputs, value) written atomically (temp file + rename); a
 second process asking for a key that is being computed waits on the entry's file lock, then
-reuses it (:func:`get_or_compute`). A truncated, corrupt or foreign entry is a one-line
+reuses it (:func:`get_or_compute`); a computation that fails leaves nothing behind, neither
+the folders it created nor its lock file. A truncated, corrupt or foreign entry is a one-line
 :class:`~flatness.errors.FlatnessError` naming the file to delete.
 """
 
@@ -16,10 +17,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 from filelock import FileLock
 
 from flatness.errors import FlatnessError
@@ -29,6 +32,18 @@ from flatness.paths import cache_subdir
 #: Bumped when an entry's layout or the meaning of its inputs changes: every key changes.
 STORE_VERSION = 1
 KEY_LENGTH = 16  # hex digits: 64 bits, no collision among the study's ~10^4 entries
+
+
+def _filelock_at_least(*version: int) -> bool:
+    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", filelock.__version__)
+    return numbers is not None and tuple(map(int, numbers.groups())) >= version
+
+
+#: Whether the holder of an entry's lock may remove its lock file: from filelock 3.20.4 on, a
+#: process that wins the flock of a lock file unlinked meanwhile drops it and retries on a
+#: fresh file, so removing a held lock file splits no one. Older filelocks keep the lock won
+#: on the unlinked file while a newcomer locks a fresh one: two holders of one lock.
+LOCK_FILES_REMOVABLE = os.name == "posix" and _filelock_at_least(3, 20, 4)
 
 
 def canonical_json(inputs: Any) -> str:
@@ -56,13 +71,29 @@ def entry_path(namespace: str, key: str, suffix: str = ".json") -> Path:
     return namespace_dir(namespace) / f"{key}{suffix}"
 
 
+def _lock_file(path: Path) -> Path:
+    return Path(str(path) + ".lock")
+
+
 @contextlib.contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
     """Hold the lock of the entry at ``path`` (other processes wait for it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    lock = FileLock(str(_lock_file(path)))
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire()
+            break
+        except FileNotFoundError:
+            # a failed computation removed the folder while this process waited: it was empty,
+            # so no lock was held in it and making it again splits no one
+            if path.parent.is_dir():
+                raise
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def read_entry(path: str | os.PathLike) -> Any | None:
@@ -96,12 +127,52 @@ def write_entry(path: str | os.PathLike, value: Any, inputs: Any = None) -> Any:
 
 def get_or_compute(path: str | os.PathLike, compute: Callable[[], Any],
                    inputs: Any = None) -> Any:
-    """The entry at ``path``, else ``compute()`` once across processes (locked), stored."""
+    """The entry at ``path``, else ``compute()`` once across processes (locked), stored; when
+    ``compute`` fails, its lock file and the folders this call created go with it."""
     value = read_entry(path)
     if value is not None:
         return value
-    with locked(path):
-        value = read_entry(path)  # computed by the process that held the lock
-        if value is None:
-            value = write_entry(path, compute(), inputs)
+    path = Path(path)
+    created = _missing_folders(path.parent)
+    try:
+        with locked(path):
+            value = read_entry(path)  # computed by the process that held the lock
+            if value is None:
+                try:
+                    value = write_entry(path, compute(), inputs)
+                except BaseException:
+                    _remove_held_lock_file(path)
+                    raise
+    except BaseException:
+        _remove_empty(created)
+        raise
     return value
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_held_lock_file(path: Path) -> None:
+    """Remove the lock file of ``path``, which this process holds, where that is safe
+    (:data:`LOCK_FILES_REMOVABLE`; else it stays, holding no data, and so does its folder)."""
+    if LOCK_FILES_REMOVABLE:
+        with contextlib.suppress(OSError):
+            _lock_file(path).unlink()
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` in order while they are empty: one another process writes in, or
+    waits in for a lock, is kept with its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # removed by another failed computation
+        except OSError:
+            return

@@ -1,5 +1,8 @@
 """Interactive plotly figures for the book: builders (data in, ``go.Figure`` out) and display.
 
+The generic builders are here (:mod:`~flatness.plots.figures`, :mod:`~flatness.plots.widgets`);
+each chapter's figures and markdown tables, from its summary, are in ``plots/<chapter>.py``.
+
 Use :func:`show` (not ``fig.show()``) in notebooks: it renders live and in the static book,
 where plotly.js is served from the book's own ``_static`` folder (works offline).
 """

@@ -12,6 +12,7 @@ the book shows beside each figure.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -35,7 +36,8 @@ RESULT_KIND = "chapter"
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter: default parameters at a scale, its jobs, and how to summarise them."""
+    """One chapter: default parameters at a scale, its jobs, and how to summarise them (its
+    design's ``defaults``, ``validate`` and ``jobs``; its analysis's ``summarize``)."""
 
     name: str
     title: str
@@ -59,6 +61,20 @@ class Chapter:
         params = to_jsonable(params)
         self.validate(params)
         return params
+
+
+@dataclass(frozen=True)
+class AnalysisSummary:
+    """``summarize`` of :mod:`flatness.study.analysis.<chapter>`, imported when called: an
+    analysis imports its chapter's design (it finds each job's output by the job's key), so the
+    design names its summary without importing it, and the imports stay one-way."""
+
+    chapter: str
+
+    def __call__(self, ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
+                 ) -> dict[str, Any]:
+        analysis = importlib.import_module(f"flatness.study.analysis.{self.chapter}")
+        return analysis.summarize(ctx, params, outputs)
 
 
 def results_root() -> Path:

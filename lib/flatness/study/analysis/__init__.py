@@ -1,7 +1,11 @@
-"""Each chapter's analysis: its summary in, the paper's claims out (:mod:`flatness.study.claims`).
+"""Each chapter's analysis: its job outputs in, its summary and the paper's claims out.
 
-The chapter page, the results page and the README's table all call :func:`claims_of`, so a
-claim's status is decided in one place, by one rule.
+A module per chapter defines ``summarize(ctx, params, outputs)`` (the summary a result stores;
+it imports the chapter's design, :mod:`flatness.study.chapters`, to find each job's output by
+the job's key, and the design names it back lazily, with
+:class:`~flatness.study.chapter.AnalysisSummary`) and ``claims(data, scale)`` (the claims,
+:mod:`flatness.study.claims`). The chapter page, the results page and the README's table all
+call :func:`claims_of`, so a claim's status is decided in one place, by one rule.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The book's chapters as data (see :mod:`flatness.study.chapter`).
 
-Each module defines ``CHAPTER``; this registry maps chapter names to them.
+Each module is a chapter's design (its parameters and the jobs they imply; its analysis is
+:mod:`flatness.study.analysis`'s module of the same name) and defines ``CHAPTER``; this
+registry maps chapter names to them.
 """
 
 from __future__ import annotations

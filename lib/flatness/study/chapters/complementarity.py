@@ -10,17 +10,19 @@ adversarial training, Springer et al. 2021). Part B crosses the surrogates SGD, 
 with each attack-time technique (MI, DI, TI, SGM, ghost networks, LinBP) and with LGV
 (LGV + l-SAM: LGV collected from the l-SAM surrogate); l-SAM "complements" a technique when
 its gain over SGD under that technique stays positive.
+
+This module is the chapter's design: its parameters and the jobs they imply. The summary and
+the claims are :mod:`flatness.study.analysis.complementarity`'s, the figures and tables
+:mod:`flatness.plots.complementarity`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from flatness.errors import FlatnessError
 from flatness.scales import Scale
-from flatness.study.chapter import Chapter
+from flatness.study.chapter import AnalysisSummary, Chapter
 from flatness.study.common import (
     SAM_RHO,
     check_names,
@@ -31,11 +33,10 @@ from flatness.study.common import (
     minimizer_surrogate,
     sam,
     scale_attack,
-    seed_stats,
     standard_sgd,
     surrogate,
 )
-from flatness.study.context import StudyContext, StudySpec
+from flatness.study.context import StudySpec
 from flatness.study.jobs import Job, LGVJob, TransferJob
 from flatness.training import TrainConfig
 
@@ -177,7 +178,9 @@ def columns(params: dict[str, Any]) -> list[str]:
     return [PLAIN, *params["techniques"], *([LGV] if params["combine_lgv"] else [])]
 
 
-def _cells(params: dict[str, Any]) -> list[tuple[str, str]]:
+def cells(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (row, column) cell the chapter computes: Part A's methods under plain BIM, then
+    Part B's surrogates under each column."""
     part_a = [(m, PLAIN) for m in params["methods"]]
     part_b = [(r, c) for r in params["surrogates"] for c in columns(params)]
     return list(dict.fromkeys(part_a + part_b))
@@ -190,72 +193,8 @@ def seeds_for(row: str, params: dict[str, Any]) -> list[int]:
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
     planned = [cell_job(spec.scale, params, row, column, seed)
-               for row, column in _cells(params) for seed in seeds_for(row, params)]
+               for row, column in cells(params) for seed in seeds_for(row, params)]
     return list({job.key(): job for job in planned}.values())
-
-
-# -- the summary ------------------------------------------------------------------------------
-def _row_at(output: dict[str, Any], epoch: int) -> int:
-    if epoch not in output["epochs"]:
-        raise FlatnessError(f"transfer output has no epoch {epoch} (has {output['epochs']})")
-    return output["epochs"].index(epoch)
-
-
-def early_stopping_epoch(curves: list[dict[str, Any]]) -> int:
-    """The checkpoint with the best success rate averaged over seeds (the paper's oracle)."""
-    mean = np.mean([c["mean"] for c in curves], axis=0)
-    return int(curves[0]["epochs"][int(np.argmax(mean))])
-
-
-def _cell_outputs(scale: Scale, params: dict[str, Any], outputs: dict[str, Any], row: str,
-                  column: str, early_epoch: int | None) -> dict[str, Any]:
-    """Per-seed success (mean and per target) and accuracy of one cell."""
-    means, per_target, accuracy = [], [], []
-    seeds = seeds_for(row, params)
-    for seed in seeds:
-        job = cell_job(scale, params, row, column, seed)
-        out = outputs[job.key()]
-        i = -1
-        if job.epochs:  # the early-stopping curve
-            i = _row_at(out, early_epoch if row == "early_stopped" else scale.epochs)
-        means.append(out["mean"][i])
-        per_target.append(out["success"][i])
-        accuracy.append(out["test_acc"][i])
-    success = seed_stats(means)
-    targets = seed_stats(per_target)
-    acc = [a for a in accuracy if a is not None]
-    return {"seeds": seeds, "seeds_success": means, "mean": success["mean"], "std": success["std"],
-            "per_target_mean": targets["mean"], "per_target_std": targets["std"],
-            "test_acc": float(np.mean(acc)) if acc else None}
-
-
-def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
-              ) -> dict[str, Any]:
-    scale = ctx.scale
-    targets: list[str] = []
-    early_epoch = None
-    if "early_stopped" in params["methods"]:
-        curves = [outputs[curve_job(scale, params, s).key()] for s in params["seeds"]]
-        early_epoch = early_stopping_epoch(curves)
-
-    def cell(row: str, column: str) -> dict[str, Any]:
-        return _cell_outputs(scale, params, outputs, row, column, early_epoch)
-
-    row, column = _cells(params)[0]
-    first = cell_job(scale, params, row, column, seeds_for(row, params)[0])
-    targets = outputs[first.key()]["targets"]
-    methods = {m: cell(m, PLAIN) for m in params["methods"]}
-    cols = columns(params)
-    table = {r: {c: cell(r, c) for c in cols} for r in params["surrogates"]}
-    return {
-        "targets": targets,
-        "early_stopping_epoch": early_epoch,
-        "methods": methods,
-        "method_order": list(params["methods"]),  # JSON objects lose their key order
-        "surrogate_order": list(params["surrogates"]),
-        "columns": cols,
-        "table": table,
-    }
 
 
 CHAPTER = Chapter(
@@ -264,6 +203,6 @@ CHAPTER = Chapter(
     notebook="05_complementarity",
     defaults=defaults,
     jobs=jobs,
-    summarize=summarize,
+    summarize=AnalysisSummary("complementarity"),
     validate=validate,
 )

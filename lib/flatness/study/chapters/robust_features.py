@@ -19,31 +19,30 @@ class (random, or ``y + 1``; section 3.2).
 Dataset construction is a job of its own (:class:`~flatness.study.jobs.DatasetJob`), on which
 the training jobs of derived datasets depend, so that a distributed executor builds each
 dataset once before the runs that read it.
+
+This module is the chapter's design: its parameters and the jobs they imply. The summary and
+the claims are :mod:`flatness.study.analysis.robust_features`'s, the figures and tables
+:mod:`flatness.plots.robust_features`'s.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import numpy as np
 
 from flatness.errors import FlatnessError
 from flatness.robust.params import KINDS, RobustParams, dataset_scale_label
 from flatness.scales import Scale
-from flatness.study.chapter import Chapter
+from flatness.study.chapter import AnalysisSummary, Chapter
 from flatness.study.common import (
     check_names,
     check_seeds,
     checkpoint_epochs,
     default_seeds,
-    paired,
     scale_attack,
-    seed_stats,
     standard_sgd,
     surrogate,
 )
-from flatness.study.context import StudyContext, StudySpec
+from flatness.study.context import StudySpec
 from flatness.study.jobs import (
     AttackSpec,
     DatasetJob,
@@ -64,7 +63,6 @@ TARGET_EPS = {"d_r": 16 / 255, "d_nr": 2 / 255, "d_rand": 1 / 255, "d_det": 1 / 
 #: L2 budgets of the robustness check (Ilyas et al. Fig. 2 evaluate eps 0.25 and 0.5).
 ROBUSTNESS_EPS = (0.25, 0.5)
 ROBUSTNESS_STEPS = 20
-NUM_CLASSES = 10
 LABELS = {CIFAR10: "CIFAR-10", "d_r": "D_R", "d_nr": "D_NR", "d_rand": "D_rand",
           "d_det": "D_det"}
 
@@ -230,131 +228,12 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
     ]
 
 
-# -- the summary ------------------------------------------------------------------------------
-def early_stopping_gain(epochs: list[int], per_seed: list[list[float]]) -> dict[str, Any]:
-    """Best epoch (by mean success over seeds) against the final epoch, paired by seed.
-
-    ``differences`` are the per-seed gains (the claim's comparison, :mod:`..analysis`);
-    ``spread`` is 2 std of them (``MIN_SPREAD`` with one seed), drawn as the band.
-    """
-    values = np.asarray(per_seed, dtype=float)  # seeds x epochs
-    mean = values.mean(axis=0)
-    best = int(np.argmax(mean))
-    per_seed = values[:, best] - values[:, -1]
-    diff = paired(per_seed)
-    return {"best_epoch": int(epochs[best]), "best_success": float(mean[best]),
-            "final_epoch": int(epochs[-1]), "final_success": float(mean[-1]),
-            "gain": diff["mean"], "spread": diff["spread"], "differences": per_seed.tolist()}
-
-
-def _curves(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    success = seed_stats([r["mean"] for r in runs])
-    per_target = seed_stats([r["success"] for r in runs])  # epochs x targets
-    accuracy = seed_stats([[np.nan if a is None else a for a in r["test_acc"]] for r in runs])
-    return {
-        "targets": runs[0]["targets"],
-        "n_images": runs[0]["n_images"],
-        "epochs": runs[0]["epochs"],
-        "success_mean": success["mean"],
-        "success_std": success["std"],
-        "per_target_mean": per_target["mean"],
-        "per_target_std": per_target["std"],
-        "test_acc_mean": accuracy["mean"],
-        "early_stopping": early_stopping_gain(runs[0]["epochs"], [r["mean"] for r in runs]),
-    }
-
-
-def robustness_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Clean and L2-robust accuracy of one training set's surrogates, over seeds."""
-    robust = seed_stats([r["robust"] for r in per_seed])
-    clean = seed_stats([[r["clean"]] for r in per_seed])
-    return {"eps": per_seed[0]["eps"], "n_images": per_seed[0]["n_images"],
-            "clean_mean": clean["mean"][0], "clean_std": clean["std"][0],
-            "robust_mean": robust["mean"], "robust_std": robust["std"],
-            "robust": [r["robust"] for r in per_seed]}
-
-
-def robustness_check(robustness: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """Ilyas et al.'s check, per L2 budget: D_R-trained surrogates' robust accuracy against
-    CIFAR-10-trained ones', paired by seed (mean gain and its band: 2 std of the paired
-    differences, at least two binomial standard errors). Whether it counts is the claim's
-    rule (:mod:`flatness.study.analysis.robust_features`)."""
-    if "d_r" not in robustness or CIFAR10 not in robustness:
-        return None
-    d_r, cifar = robustness["d_r"], robustness[CIFAR10]
-    per_eps = []
-    for i, eps in enumerate(d_r["eps"]):
-        diffs = np.asarray([a[i] - b[i] for a, b in zip(d_r["robust"], cifar["robust"],
-                                                          strict=True)])
-        p = min(max(cifar["robust_mean"][i], 0.05), 0.95)
-        binomial = 2 * math.sqrt(2 * p * (1 - p) / d_r["n_images"])
-        spread = max(2 * float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0, binomial)
-        gain = float(diffs.mean())
-        per_eps.append({"eps": eps, "d_r": d_r["robust_mean"][i],
-                        "cifar10": cifar["robust_mean"][i], "gain": gain, "spread": spread,
-                        "differences": diffs.tolist()})
-    return {"per_eps": per_eps,
-            "clean": {"d_r": d_r["clean_mean"], "cifar10": cifar["clean_mean"]}}
-
-
-def chance_margin(n_eval: int) -> float:
-    """Two binomial standard errors of a chance-level accuracy on ``n_eval`` images."""
-    p = 1 / NUM_CLASSES
-    return 2 * math.sqrt(p * (1 - p) / max(n_eval, 1))
-
-
-def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
-              ) -> dict[str, Any]:
-    scale = ctx.scale
-    seeds = params["seeds"]
-    surrogates = {d: {"seeds": seeds, **_curves(
-        [outputs[fig2_job(scale, params, d, s).key()] for s in seeds])}
-        for d in params["surrogate_datasets"]}
-    towards = {t: {"seeds": seeds, "eps": float(params["target_eps"][t]), **_curves(
-        [outputs[fig3_job(scale, params, t, s).key()] for s in seeds])}
-        for t in params["target_datasets"]}
-
-    n_eval = scale.eval_subset or 10_000
-    margin = chance_margin(n_eval)
-    target_acc = {}
-    for t in params["target_datasets"]:
-        metrics = outputs[target_job(scale, t).key()]["metrics"]
-        acc = metrics[-1]["test_acc"] if metrics else None
-        target_acc[t] = {"test_acc": acc, "epochs": len(metrics)}
-    datasets = {k: outputs[DatasetJob(dataset_name(k, scale)).key()]
-                for k in used_datasets(params)}
-
-    robustness = {d: robustness_summary([outputs[robustness_job(scale, params, d, s).key()]
-                                         for s in seeds])
-                  for d in params["surrogate_datasets"]}
-
-    findings = {
-        "surrogates": {d: s["early_stopping"] for d, s in surrogates.items()},
-        "robustness": robustness_check(robustness),
-        "targets": {t: s["early_stopping"] for t, s in towards.items()},
-        "accuracy": {"chance": 1 / NUM_CLASSES, "margin": margin, "n_eval": n_eval,
-                     "targets": target_acc},
-    }
-    return {
-        "surrogates": surrogates,
-        "towards_targets": towards,
-        "target_arch": f"{scale.surrogate.arch}@{scale.surrogate.width:g}",
-        "surrogate_accuracy": {d: {"mean": s["test_acc_mean"][-1]} for d, s in
-                               surrogates.items()},
-        "datasets": datasets,
-        "robustness": robustness,
-        "decay_epochs": list(scale.decay_epochs),
-        "epochs": scale.epochs,
-        "findings": findings,
-    }
-
-
 CHAPTER = Chapter(
     name="robust_features",
     title="Robust and non-robust features",
     notebook="01_robust_features",
     defaults=defaults,
     jobs=jobs,
-    summarize=summarize,
+    summarize=AnalysisSummary("robust_features"),
     validate=validate,
 )
