@@ -19,9 +19,9 @@ from flatness.training import TrainConfig
 
 #: Per scale planned on a CPU (fp32): the number and key of the keys of the surrogates (every
 #: seed), the targets and chapter 4's jobs, and the key of the resolved scale.
-STUDY = {"cpu": (48, "4978d197a9e0329d", "bf949e74f8cfde5e"),
-         "gpu": (135, "f11573291fc4eb95", "7b3068e60ddad20c"),
-         "paper": (139, "878a92b79cb62f1e", "fe59966277af74cf")}
+STUDY = {"cpu": (48, "4978d197a9e0329d", "416e960559d444bd"),
+         "gpu": (135, "f11573291fc4eb95", "771f27f8e862259d"),
+         "paper": (139, "878a92b79cb62f1e", "fc60b9c31d71dd89")}
 
 
 def study_keys(name: str) -> tuple[int, str, str]:
@@ -57,7 +57,9 @@ CHANGED = dict(arch="vgg19_bn", width=0.5, depth=3, dataset="d_r@cpu", train_sub
                decay_factor=0.2, momentum=0.8, weight_decay=1e-4, nesterov=True, batch_size=64,
                augment=False, minimizer="sam", minimizer_params={"rho": 0.1}, seed=1,
                checkpoint_epochs=(5,), adv_norm="linf", adv_eps=0.5, adv_steps=3,
-               adv_step_size=0.1, precision="bf16")
+               adv_step_size=0.1, precision="bf16",
+               init_from={"config": TrainConfig(precision="fp32",
+                                                checkpoint_epochs=(10,)).to_dict(), "epoch": 10})
 
 
 def test_every_field_of_a_run_changes_its_id_and_nothing_else_does():

@@ -145,9 +145,35 @@ def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, 
     commit(cpu)
     assert committed_result("lr_decay", cpu).data == {"marker": 1}
     assert resolve_scale("lr_decay", "auto") == "cpu"
+    # a redesigned regime map leaves the other chapters current (no other chapter reads it)
+    commit(cpu.replace(**{"regimes.seeds": (5, 6)}))
+    assert committed_result("lr_decay", cpu).data == {"marker": 1}
     commit(cpu.replace(epochs=cpu.epochs + 1))  # the cpu scale was retuned since
     assert committed_result("lr_decay", cpu) is None
     assert resolve_scale("lr_decay", "auto") == "smoke"
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "paper"])
+def test_no_chapter_but_its_own_reads_a_private_section_of_the_scale(name):
+    """What lets staleness ignore a private section (chapter.PRIVATE_SECTIONS): redesigning it
+    changes no other chapter's parameters or jobs."""
+    from flatness.scales import get_scale
+    from flatness.study.chapter import PRIVATE_SECTIONS
+    from flatness.study.chapters import chapters
+
+    scale = get_scale(name)
+    redesigned = {"regimes": scale.replace(**{"regimes.seeds": (7,), "regimes.rhos": (0.0, 0.9),
+                                              "regimes.cells": ((100, 9, 0.5),)})}
+    assert set(redesigned) == set(PRIVATE_SECTIONS)
+    for section, other in redesigned.items():
+        for chapter in chapters().values():
+            if PRIVATE_SECTIONS[section] == chapter.name:
+                continue
+            before, after = StudySpec(scale, device="cpu"), StudySpec(other, device="cpu")
+            params = chapter.parameters(before.scale)
+            assert chapter.parameters(after.scale) == params, chapter.name
+            assert ([j.key() for j in chapter.jobs(before, params)]
+                    == [j.key() for j in chapter.jobs(after, params)]), chapter.name
 
 
 def test_a_result_whose_jobs_the_code_now_defines_differently_is_not_served(

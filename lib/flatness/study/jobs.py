@@ -49,7 +49,7 @@ class Job:
 
     def _identity(self) -> dict[str, Any]:
         """What names the job: its kind and fields."""
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        return {"kind": self.kind, **_plain(self)}
 
     def key(self) -> str:
         return f"{self.kind}-{key_of(self._identity())}"
@@ -107,6 +107,21 @@ class Job:
 
     def compute(self, ctx: StudyContext) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` that names a training configuration as its run does
+    (:meth:`TrainConfig.to_dict`: a field at its "unset" default, such as ``init_from``, is
+    left out, so adding one renames no job)."""
+    if isinstance(value, TrainConfig):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def recipe(config: TrainConfig) -> str:
