@@ -10,6 +10,7 @@ import pytest
 from flatness.errors import FlatnessError
 from flatness.plots.regimes import cell_value, early_stopping_heatmap, regime_heatmap
 from flatness.scales import get_scale
+from flatness.study.analysis import regimes as analysis
 from flatness.study.chapters import regimes as ch
 from flatness.study.context import StudySpec
 from flatness.study.jobs import SharpnessJob, TrainJob, TransferJob
@@ -99,7 +100,7 @@ def fake_outputs(p):
 def test_summary_pairs_sams_gains_by_seed():
     p = params(cells=[[256, 3, 0.125], [512, 3, 0.25]], rhos=[0, 0.1], seeds=[0, 1],
                late_rhos=[0.1, 0.2])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    data = analysis.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     assert data["rhos"] == ["0", "0.1"] and data["targets"] == ["a", "b"]
     assert data["late_rhos"] == ["0.1", "0.2"]
     cell = data["cells"][0]
@@ -122,7 +123,7 @@ def test_summary_pairs_sams_gains_by_seed():
 def test_heatmaps_with_a_rho_slider():
     p = params(cells=[[256, 3, 0.125], [512, 3, 0.125], [512, 6, 0.25]], rhos=[0, 0.05, 0.1],
                seeds=[0], late_rhos=[0.1])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    data = analysis.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     fig = regime_heatmap(data, "vs_full")
     # SGD has no gain over SGD; the late-phase column comes last
     assert [f.name for f in fig.frames] == ["rho=0.05", "rho=0.1", "rho=late 0.1"]
@@ -144,7 +145,7 @@ def test_the_table_lists_every_cell_and_rho():
 
     p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0, 0.1], seeds=[0, 1],
                late_rhos=[0.1])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    data = analysis.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     table = regime_table(data)
     assert table.count("\n") == 1 + 2 * 3
     assert "| late-phase 0.1 (SAM from epoch 2) |" in table
@@ -164,7 +165,7 @@ def _summary(sgd_cells):
 
 
 def test_the_map_chooses_the_best_transferring_cell_among_those_that_fit():
-    from flatness.study.analysis.regimes import recommend, recommendation_markdown
+    recommend, recommendation_markdown = analysis.recommend, analysis.recommendation_markdown
 
     data = _summary([(0.99, 0.30), (0.95, 0.60), (0.70, 0.80)])
     choice = recommend(data)
@@ -175,7 +176,7 @@ def test_the_map_chooses_the_best_transferring_cell_among_those_that_fit():
 
 
 def test_without_a_cell_that_fits_the_map_says_so():
-    from flatness.study.analysis.regimes import recommend
+    recommend = analysis.recommend
 
     choice = recommend(_summary([(0.5, 0.3), (0.6, 0.4)]))
     assert not choice.fits and choice.cell["train_subset"] == 20
@@ -184,7 +185,7 @@ def test_without_a_cell_that_fits_the_map_says_so():
 
 def test_a_map_of_sgd_alone_renders_its_strength_and_refuses_gains():
     p = params(cells=[[256, 3, 0.125], [512, 3, 0.125]], rhos=[0], seeds=[0, 1], late_rhos=[])
-    data = ch.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
+    data = analysis.summarize(SimpleNamespace(scale=SMOKE), p, fake_outputs(p))
     assert [f.name for f in regime_heatmap(data, "success").frames] == ["rho=0"]
     assert early_stopping_heatmap(data).data[0].z[0][0] == pytest.approx(10.0)
     with pytest.raises(FlatnessError, match="no 'vs_full' to show"):

@@ -24,14 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from flatness.errors import FlatnessError
 from flatness.scales import Scale
-from flatness.study.chapter import Chapter
-from flatness.study.common import check_seeds, paired, scale_attack, seed_stats, surrogate
-from flatness.study.context import StudyContext, StudySpec
-from flatness.study.jobs import Job, SharpnessJob, TrainJob, TransferJob
+from flatness.study.chapter import AnalysisSummary, Chapter
+from flatness.study.common import check_seeds, scale_attack, surrogate
+from flatness.study.context import StudySpec
+from flatness.study.jobs import Job, SharpnessJob, TransferJob
 from flatness.training import TrainConfig
 
 
@@ -170,105 +168,12 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
                         sharpness_job(scale, params, cell, rho, seed, late))]
 
 
-# -- the summary ------------------------------------------------------------------------------
-def _last(metrics: list[dict[str, Any]], key: str) -> float | None:
-    return metrics[-1].get(key) if metrics else None
-
-
-def _per_seed(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell,
-              rho: float, late: bool = False) -> dict[str, list[Any]]:
-    """Per seed: final success, accuracies, top eigenvalue (and SGD's transfer curve)."""
-    rows: dict[str, list[Any]] = {key: [] for key in (*METRICS, "curve")}
-    recipe = late_config if late else config
-    for seed in params["seeds"]:
-        transfer = outputs[transfer_job(scale, params, cell, rho, seed, late).key()]
-        run = outputs[TrainJob(recipe(scale, params, cell, rho, seed)).key()]
-        sharp = outputs[sharpness_job(scale, params, cell, rho, seed, late).key()]
-        rows["success"].append(transfer["mean"][-1])
-        rows["test_acc"].append(_last(run["metrics"], "test_acc"))
-        rows["train_acc"].append(_last(run["metrics"], "train_acc"))
-        rows["top_eigenvalue"].append(sharp["top_eigenvalue"][-1])
-        rows["curve"].append(transfer["mean"])
-    return rows
-
-
-#: The per-seed values each row of a cell holds.
-METRICS = ("success", "test_acc", "train_acc", "top_eigenvalue")
-
-
-def _gain(values: list[float], baseline: list[float]) -> dict[str, Any]:
-    """Per-seed differences and their paired statistics."""
-    differences = [a - b for a, b in zip(values, baseline)]
-    return {"differences": differences, **paired(differences)}
-
-
-def _mean(values: list[Any]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
-
-
-def summarize_cell(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cell: Cell
-                   ) -> dict[str, Any]:
-    """One cell: per rho the per-seed values and means, SGD's early stopping, and SAM's
-    seed-paired gains over fully trained and early-stopped SGD; the same for late-phase SAM,
-    with its gain over SAM from the start at the same rho (``vs_sam``)."""
-    per_rho = {f"{rho:g}": _per_seed(outputs, scale, params, cell, rho)
-               for rho in params["rhos"]}
-    sgd = per_rho["0"]
-    epochs = list(cell.checkpoints(params["curve_points"]))
-    curve = seed_stats(sgd["curve"])
-    best = int(np.argmax(curve["mean"]))
-    early = [c[best] for c in sgd["curve"]]
-
-    def row(values: dict[str, list[Any]], sgd_gains: bool) -> dict[str, Any]:
-        out = {k: values[k] for k in METRICS}
-        out.update({f"{k}_mean": _mean(values[k]) for k in METRICS})
-        if sgd_gains:
-            out["vs_full"] = _gain(values["success"], sgd["success"])
-            out["vs_early_stopped"] = _gain(values["success"], early)
-        return out
-
-    rows = {key: row(values, key != "0") for key, values in per_rho.items()}
-    late_rows = {}
-    for rho in params["late_rhos"]:
-        key = f"{rho:g}"
-        late_rows[key] = row(_per_seed(outputs, scale, params, cell, rho, late=True), True)
-        if key in per_rho:  # late-phase against SAM from the start at the same rho
-            late_rows[key]["vs_sam"] = _gain(late_rows[key]["success"], per_rho[key]["success"])
-    return {
-        "cell": {"train_subset": cell.train_subset, "epochs": cell.epochs,
-                 "width": cell.width, "label": cell.label},
-        "decay_epochs": list(cell.decay_epochs()),
-        "sgd_curve": {"epochs": epochs, **curve},
-        "early_stopping": {"epoch": epochs[best], "success": early,
-                           **_gain(early, sgd["success"])},
-        "rhos": rows,
-        "late_phase": late_rows,
-    }
-
-
-
-def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
-              ) -> dict[str, Any]:
-    scale = ctx.scale
-    first = outputs[transfer_job(scale, params, cells(params)[0], 0.0, params["seeds"][0]).key()]
-    return {
-        "targets": first["targets"],
-        "n_images": first["n_images"],
-        "rhos": [f"{r:g}" for r in params["rhos"]],
-        "late_rhos": [f"{r:g}" for r in params["late_rhos"]],
-        "seeds": params["seeds"],
-        "target_specs": [f"{t.arch}@{t.width:g}" for t in scale.targets],
-        "cells": [summarize_cell(outputs, scale, params, cell) for cell in cells(params)],
-    }
-
-
 CHAPTER = Chapter(
     name="regimes",
     title="The regime map",
     notebook="00_regimes",
     defaults=defaults,
     jobs=jobs,
-    summarize=summarize,
+    summarize=AnalysisSummary("regimes"),
     validate=validate,
 )
