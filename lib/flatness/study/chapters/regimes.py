@@ -17,6 +17,9 @@ design's ``late_rhos``; it is compared with SGD and with SAM trained from the st
 
 Jobs are listed SGD first (every cell, every seed), then SAM rho by rho, then the late-phase
 runs, so that an interrupted map has the surrogates' strength everywhere before SAM's gains.
+
+This module is the map's design; its summary and the choice of a regime are
+:mod:`flatness.study.analysis.regimes`, its figures :mod:`flatness.plots.regimes`.
 """
 
 from __future__ import annotations
