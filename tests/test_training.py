@@ -229,3 +229,16 @@ def test_fine_tuning_starts_from_the_parent_checkpoint(shared_cifar, tmp_path):
     # the fine-tuned weights moved away from the parent's at the same epoch
     mine, theirs = run.load_state_dict(4), parent_run.load_state_dict(4)
     assert any(not torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_the_command_line_fine_tunes_a_run_from_its_checkpoint(cifar_tiny, tmp_path, capsys):
+    common = ["--scale", "smoke", "--device", "cpu", "--data", str(cifar_tiny),
+              "--out", str(tmp_path)]
+    assert main(["train", *common, "--set", "eval_subset=20", "--train-subset", "20",
+                 "--epochs", "2", "--checkpoint-epochs", "1,2"]) == 0
+    parent = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["train", *common, "--from-run", parent, "--from-epoch", "1",
+                 "--minimizer", "sam", "--rho", "0.05"]) == 0
+    child = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "-sam0.05-from1-" in child.dir.name and child.is_complete
+    assert child.config.parent == Run.open(parent).config

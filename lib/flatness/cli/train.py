@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-epochs", default=None,
                         help="comma-separated epochs whose weights to keep (default: the scale's)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
+                        help="fine-tune this run from its checkpoint at --from-epoch to the end "
+                        "of its schedule with --minimizer/--rho/--hp (late-phase SAM)")
+    parser.add_argument("--from-epoch", type=positive_int, default=None,
+                        help="the checkpoint of --from-run to start from")
 
 
 def _epochs_list(text: str | None) -> tuple[int, ...] | None:
@@ -96,10 +101,35 @@ def _train_subset(text: str | None, dataset: str) -> tuple[bool, int | None]:
     return True, size
 
 
+#: Options that describe a fresh run; a fine-tuned one takes them from its parent.
+_FRESH_RUN_OPTIONS = ("arch", "width", "depth", "train_subset", "epochs", "lr", "decay_epochs")
+
+
+def _branched_config(args: argparse.Namespace, minimizer_params: dict[str, Any]) -> Any:
+    """``--from-run`` at ``--from-epoch``, fine-tuned with this command's minimizer (its seed,
+    network, data and schedule are the parent's)."""
+    from flatness.training import Run
+
+    if args.from_epoch is None:
+        raise FlatnessError("--from-run needs --from-epoch (the checkpoint to start from)")
+    given = [f"--{name.replace('_', '-')}" for name in _FRESH_RUN_OPTIONS
+             if getattr(args, name) is not None]
+    if given or args.target or args.dataset != "cifar10":
+        raise FlatnessError(f"--from-run continues its parent's network, data and schedule: "
+                            f"drop {', '.join(given or ['--target/--dataset'])}")
+    parent = Run.open(args.from_run).config
+    changes: dict[str, Any] = {"minimizer": args.minimizer, "minimizer_params": minimizer_params}
+    if (checkpoints := _epochs_list(args.checkpoint_epochs)) is not None:
+        changes["checkpoint_epochs"] = checkpoints
+    return parent.branch(args.from_epoch, **changes)
+
+
 def build_config(args: argparse.Namespace) -> Any:
     from flatness.minimizers import parse_hyperparameters
     from flatness.training import TrainConfig
 
+    if args.from_run is None and args.from_epoch is not None:
+        raise FlatnessError("--from-epoch needs --from-run (the run to fine-tune)")
     scale = scale_from_args(args)
     base = scale.surrogate if not args.target else (scale.targets[0] if scale.targets
                                                     else scale.surrogate)
@@ -111,6 +141,8 @@ def build_config(args: argparse.Namespace) -> Any:
         raise FlatnessError("--hp expects NAME=VALUE")
     if args.rho is not None:
         items["rho"] = str(args.rho)
+    if args.from_run is not None:
+        return _branched_config(args, parse_hyperparameters(args.minimizer, items))
     overrides: dict[str, Any] = {
         "dataset": args.dataset,
         "minimizer": args.minimizer,
