@@ -463,3 +463,28 @@ def test_images_to_tensor_is_channels_first_in_unit_range():
     torch.testing.assert_close(x, expected)
     assert x.min() >= 0 and x.max() <= 1
     torch.testing.assert_close(images_to_tensor(images, "cpu"), images_to_tensor(images))
+
+
+def test_every_cut_of_a_gzip_archive_is_refused_as_corrupt(tmp_path):
+    """tarfile's stream mode alone reads a copy cut at a tar block boundary as a complete,
+    smaller archive (35 of these 80 cuts); the whole gzip stream must be there."""
+    import io
+    import tarfile
+
+    from flatness.data.imagefolder import _archive_entries
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for i in range(40):
+            content = bytes([i]) * 3000
+            info = tarfile.TarInfo(f"train/c{i}/x.jpg")
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    blob = buffer.getvalue()
+    path = tmp_path / "cut.tar.gz"
+    for cut in range(100, len(blob) - 1, 7):
+        path.write_bytes(blob[:cut])
+        with pytest.raises(FlatnessError, match="corrupt archive"):
+            _archive_entries(path)
+    path.write_bytes(blob)
+    assert len(_archive_entries(path)) == 40

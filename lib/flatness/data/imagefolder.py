@@ -8,6 +8,7 @@ split) becomes a one-line :class:`FlatnessError`.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import sys
@@ -73,15 +74,23 @@ def decode_images(files: Sequence[Entry], where: Path) -> np.ndarray:
 
 
 def _archive_entries(path: Path) -> list[Entry]:
-    """All regular files of a tar archive (any compression), read from the stream."""
+    """All regular files of a tar archive (any compression), read from the stream.
+
+    A gzip archive is decompressed by :mod:`gzip` and read to its very end: tarfile's stream
+    mode alone takes a copy cut at a tar block boundary for a complete, smaller archive."""
     entries = []
     try:
-        with tarfile.open(path, "r|*") as archive:
-            for member in archive:
-                if member.isfile() and not _hidden(member.name):
-                    handle = archive.extractfile(member)
-                    assert handle is not None  # regular files always have content
-                    entries.append((member.name, handle.read()))
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            with tarfile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as archive:
+                for member in archive:
+                    if member.isfile() and not _hidden(member.name):
+                        handle = archive.extractfile(member)
+                        assert handle is not None  # regular files always have content
+                        entries.append((member.name, handle.read()))
+            while stream.read(1 << 20):  # to the end: a cut gzip stream raises EOFError here
+                pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise FlatnessError(
             f"corrupt archive {path} ({type(exc).__name__}: {exc}); it must be a complete "
