@@ -317,10 +317,12 @@ SCALES: dict[str, Scale] = {
         complementarity=ComplementarityDesign(techniques=_TECHNIQUES, sat_steps=1,
                                               lgv_epochs=2, lgv_models=8),
         # four training-set sizes at one width, each with an epoch budget that shrinks as the
-        # set grows. Measured on this 2-core CPU (fp32, no native bf16): 26 s per epoch of
-        # 10,000 images at width 0.25, SAM twice that, so a cell costs about
-        # train_subset x epochs x 7 (SGD plus three SAM radii) x 2.6 ms per seed, 8-9 h for the
-        # map; a width-0.5 cell would cost four times as much and is left to the gpu scale
+        # set grows. Measured on a 2-core CPU without native bf16 (fp32): one process with two
+        # threads trains 10,000 images of width 0.25 in 26 s per epoch, two single-thread
+        # processes in 40 s each (500 images/s together); SAM costs twice SGD. A cell costs
+        # train_subset x epochs x (1 + 2 x 3 SAM radii + 2/3 x 2 late-phase radii) image-epochs
+        # per seed: about 12 h for the map with its attacks and Hessians (reproduce --plan);
+        # a width-0.5 cell would cost four times as much and is left to the gpu scale
         regimes=RegimeDesign(cells=((2000, 60, 0.25), (5000, 36, 0.25), (10000, 24, 0.25),
                                     (20000, 15, 0.25)),
                              rhos=(0.0, 0.05, 0.1, 0.2), seeds=(0, 1), curve_points=12,
