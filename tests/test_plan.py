@@ -87,6 +87,10 @@ def test_work_units_grow_with_images_epochs_passes_and_width():
     assert TrainJob(dataclasses.replace(base, width=0.5)).work_units() == 4 * units
     assert TrainJob(dataclasses.replace(base, minimizer="sam")).work_units() == 2 * units
     assert TrainJob(dataclasses.replace(base, train_subset=None)).work_units() == 50 * units
+    # a derived dataset holds its scale's robust_dataset_size images, not CIFAR-10's 50,000
+    derived = dataclasses.replace(base, train_subset=None,
+                                  dataset="d_nr@cpu[robust_dataset_size=3000]")
+    assert TrainJob(derived).work_units() == 3 * units
     late = base.branch(4, minimizer="sam")  # two epochs of SAM after SGD's fourth
     assert TrainJob(late).work_units() == units * 2 / 6 * 2
     attack = AttackSpec(eps=8 / 255, steps=10)

@@ -17,12 +17,10 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import filelock
 from filelock import FileLock
 
 from flatness.errors import FlatnessError
@@ -34,16 +32,11 @@ STORE_VERSION = 1
 KEY_LENGTH = 16  # hex digits: 64 bits, no collision among the study's ~10^4 entries
 
 
-def _filelock_at_least(*version: int) -> bool:
-    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", filelock.__version__)
-    return numbers is not None and tuple(map(int, numbers.groups())) >= version
-
-
-#: Whether the holder of an entry's lock may remove its lock file: from filelock 3.20.4 on, a
-#: process that wins the flock of a lock file unlinked meanwhile drops it and retries on a
-#: fresh file, so removing a held lock file splits no one. Older filelocks keep the lock won
-#: on the unlinked file while a newcomer locks a fresh one: two holders of one lock.
-LOCK_FILES_REMOVABLE = os.name == "posix" and _filelock_at_least(3, 20, 4)
+#: Whether the holder of an entry's lock may remove its lock file. filelock (>= 3.20.4, the
+#: version required) has a process that wins the flock of a lock file unlinked meanwhile drop it
+#: and retry on a fresh file, so removing a held lock file splits no one; on other systems
+#: the lock file stays.
+LOCK_FILES_REMOVABLE = os.name == "posix"
 
 
 def canonical_json(inputs: Any) -> str:

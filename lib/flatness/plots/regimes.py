@@ -40,7 +40,8 @@ def _axes(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     ordered = sorted(data["cells"], key=lambda c: (c["cell"]["train_subset"], c["cell"]["epochs"],
                                                    c["cell"]["width"]))
     columns = list(dict.fromkeys(_column(c) for c in ordered))
-    rows = [f"width {w:g}" for w in sorted({c["cell"]["width"] for c in data["cells"]})]
+    rows = list(dict.fromkeys(_row(c) for c in sorted(data["cells"],
+                                                       key=lambda c: c["cell"]["width"])))
     return columns, rows
 
 

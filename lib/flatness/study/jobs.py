@@ -26,6 +26,7 @@ from flatness.data import images_to_tensor
 from flatness.data.derived import derived_source, register_name
 from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
+from flatness.minimizers import get_minimizer_class
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
 from flatness.store import entry_path, get_or_compute, key_of, read_entry
@@ -36,6 +37,14 @@ from flatness.training.runs import Run, runs_root
 
 #: CIFAR-10's training images (a run with ``train_subset=None`` trains on all of them).
 FULL_TRAIN_IMAGES = 50_000
+
+
+def training_images(dataset: str) -> int:
+    """How many training images a dataset name holds, without loading it: CIFAR-10's, or a
+    derived set's size at the scale it names (``d_r@cpu``: cpu's ``robust_dataset_size``, the
+    whole training set where that is None)."""
+    _, at, label = dataset.partition("@")
+    return (at and scale_from_label(label).robust_dataset_size) or FULL_TRAIN_IMAGES
 
 
 class Job:
@@ -194,12 +203,11 @@ class TrainJob(Job):
     def work_units(self) -> float:
         """Image-epochs still to train x passes per step (SAM 2, GAM 4, PGD steps) x width^2
         (a convolution's cost grows with the square of its channel width)."""
-        from flatness.minimizers import get_minimizer_class
-
         c = self.config
         start = c.init_from["epoch"] if c.init_from is not None else 0
         passes = get_minimizer_class(c.minimizer).passes * (1 + c.adv_steps)
-        return (c.train_subset or FULL_TRAIN_IMAGES) * (c.epochs - start) * passes * c.width**2
+        images = c.train_subset or training_images(c.dataset)
+        return images * (c.epochs - start) * passes * c.width**2
 
 
 @dataclass(frozen=True)

@@ -145,9 +145,8 @@ class TrainConfig:
         if precision != self.precision:
             changes["precision"] = precision
         parent = self.parent
-        if parent is not None and parent.resolved(device) != parent:
-            changes["init_from"] = {"config": parent.resolved(device).to_dict(),
-                                    "epoch": self.init_from["epoch"]}
+        if parent is not None and (resolved := parent.resolved(device)) != parent:
+            changes["init_from"] = {"config": resolved.to_dict(), "epoch": self.init_from["epoch"]}
         return dataclasses.replace(self, **changes) if changes else self
 
     @classmethod

@@ -93,10 +93,10 @@ def _per_seed(outputs: dict[str, Any], scale: Scale, params: dict[str, Any], cel
               rho: float, late: bool = False) -> dict[str, list[Any]]:
     """Per seed: final success, accuracies, top eigenvalue (and SGD's transfer curve)."""
     rows: dict[str, list[Any]] = {key: [] for key in (*METRICS, "curve")}
-    recipe = design.late_config if late else design.config
     for seed in params["seeds"]:
-        transfer = outputs[design.transfer_job(scale, params, cell, rho, seed, late).key()]
-        run = outputs[TrainJob(recipe(scale, params, cell, rho, seed)).key()]
+        job = design.transfer_job(scale, params, cell, rho, seed, late)
+        transfer = outputs[job.key()]
+        run = outputs[TrainJob(job.surrogate).key()]
         sharp = outputs[design.sharpness_job(scale, params, cell, rho, seed, late).key()]
         rows["success"].append(transfer["mean"][-1])
         rows["test_acc"].append(_last(run["metrics"], "test_acc"))
@@ -159,7 +159,6 @@ def summarize_cell(outputs: dict[str, Any], scale: Scale, params: dict[str, Any]
         "rhos": rows,
         "late_phase": late_rows,
     }
-
 
 
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from flatness.errors import FlatnessError
+from flatness.minimizers import get_minimizer_class
 from flatness.scales import Scale
 from flatness.study.chapter import AnalysisSummary, Chapter
 from flatness.study.common import (
@@ -43,7 +44,7 @@ from flatness.study.common import (
     standard_sgd,
 )
 from flatness.study.context import StudySpec
-from flatness.study.jobs import Job, SharpnessJob, TransferJob
+from flatness.study.jobs import FULL_TRAIN_IMAGES, Job, SharpnessJob, TransferJob
 from flatness.training import TrainConfig
 
 
@@ -188,24 +189,20 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
     return list({job.key(): job for job in planned}.values())
 
 
-#: CPU seconds per training step relative to SGD (benchmarks/minimizers.py, resnet18@0.25,
-#: batch 128, 1 thread: SGD 0.23 s, SAM/ASAM/GSAM/SAGM 2.0x, LookSAM 1.2x, GAM 4.0x).
-STEP_COST = {"sgd": 1.0, "sam": 2.0, "asam": 2.0, "gsam": 2.0, "looksam": 1.2, "gam": 4.0,
-             "sagm": 2.0, "swa": 1.0}
-
-
 def cost_estimate(scale: Scale, params: dict[str, Any], sgd_step_s: float = 0.23,
                   shared: set[tuple[str, float | None]] | None = None) -> dict[str, Any]:
     """Training cost of the chapter in CPU seconds (``sgd_step_s`` per SGD step), not counting
-    the SGD runs (chapter 2's) nor the runs in ``shared`` (e.g. chapter 5's SAM and l-SAM)."""
-    steps = -(-(scale.train_subset or 50_000) // scale.batch_size) * scale.epochs
+    the SGD runs (chapter 2's) nor the runs in ``shared`` (e.g. chapter 5's SAM and l-SAM).
+    A step costs the minimizer's ``passes`` SGD steps (benchmarks/minimizers.py, resnet18@0.25,
+    batch 128, 1 thread: SGD 0.23 s, SAM/ASAM/GSAM/SAGM 2.0x, LookSAM 1.2x, GAM 4.0x)."""
+    steps = -(-(scale.train_subset or FULL_TRAIN_IMAGES) // scale.batch_size) * scale.epochs
     runs, total = 0, 0.0
     for name, rho in variants(params):
         if name == "sgd" or (name, rho) in (shared or set()):
             continue
         n = len(seeds_for(params, name))
         runs += n
-        total += n * steps * sgd_step_s * STEP_COST.get(name, 2.0)
+        total += n * steps * sgd_step_s * get_minimizer_class(name).passes
     return {"runs": runs, "sgd_run_s": steps * sgd_step_s, "train_s": total}
 
 

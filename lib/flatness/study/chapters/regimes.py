@@ -141,22 +141,26 @@ def late_config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, se
                       minimizer_params={"rho": float(rho)}, checkpoint_epochs=())
 
 
+def run_config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
+               late: bool = False) -> TrainConfig:
+    """The run behind one entry of the map: SGD or SAM at ``rho`` from the start, or
+    late-phase SAM."""
+    return (late_config if late else config)(scale, params, cell, rho, seed)
+
+
 def transfer_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
                  late: bool = False) -> TransferJob:
     """SGD: every checkpoint (early stopping); SAM (from the start or late): the final epoch."""
-    if late:
-        return TransferJob(late_config(scale, params, cell, rho, seed),
-                           scale_attack(scale, params))
-    model = config(scale, params, cell, rho, seed)
-    epochs = cell.checkpoints(params["curve_points"]) if rho == 0 else ()
-    return TransferJob(model, scale_attack(scale, params), epochs=epochs)
+    epochs = cell.checkpoints(params["curve_points"]) if rho == 0 and not late else ()
+    return TransferJob(run_config(scale, params, cell, rho, seed, late),
+                       scale_attack(scale, params), epochs=epochs)
 
 
 def sharpness_job(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
                   late: bool = False) -> SharpnessJob:
     """The final checkpoint's top eigenvalue (the trace with the fewest probes: not reported)."""
-    model = (late_config if late else config)(scale, params, cell, rho, seed)
-    return SharpnessJob(model, engine="fast", n_images=params["sharpness_images"],
+    return SharpnessJob(run_config(scale, params, cell, rho, seed, late), engine="fast",
+                        n_images=params["sharpness_images"],
                         batch_size=min(100, params["sharpness_images"]), trace_samples=2,
                         max_iter=20, trace_method=scale.hessian.trace_method)
 
