@@ -20,6 +20,7 @@ from flatness.data import (
     ArrayDataset,
     DeviceDataset,
     augment_batch,
+    cifar10_source,
     imagefolder,
     images_to_tensor,
     known_datasets,
@@ -71,6 +72,26 @@ def test_archive_and_extracted_folder_give_the_same_arrays(cifar_tiny, tmp_path)
     sha = hashlib.sha256(cifar_tiny.read_bytes()).hexdigest()
     assert train.source == f"cifar-tiny.tar.gz sha256:{sha[:16]}"
     assert test2.source.startswith("tree/ files:")
+
+
+def test_the_source_id_is_read_without_decoding(cifar_tiny, tmp_path, monkeypatch):
+    """Jobs' keys name the data copy: its id must be what the decoded sets carry, for the
+    archive, the extracted folder and the official folder, without a decode."""
+    with tarfile.open(cifar_tiny) as tar:
+        tar.extractall(tmp_path / "tree", filter="data")
+    expected = [load_cifar10(c)[0].source for c in (cifar_tiny, tmp_path / "tree")]
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(imagefolder, "read_image_folder", no_decode)
+    assert [cifar10_source(c) for c in (cifar_tiny, tmp_path / "tree")] == expected
+    (tmp_path / "official").mkdir()  # a folder for the official archive, not downloaded yet
+    assert cifar10_source(tmp_path / "official") == "torchvision-official"
+    monkeypatch.setenv("FLATNESS_DATA", str(cifar_tiny))
+    assert cifar10_source() == expected[0]
+    with pytest.raises(FlatnessError, match="missing data path"):
+        cifar10_source(tmp_path / "nowhere")
 
 
 def test_archive_under_one_top_level_folder(make_cifar_copy, tmp_path):

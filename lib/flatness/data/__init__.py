@@ -7,7 +7,7 @@
 
 from flatness.data.arrays import CIFAR10_CLASSES, ArrayDataset, images_to_tensor
 from flatness.data.augment import augment_batch
-from flatness.data.cifar10 import load_cifar10
+from flatness.data.cifar10 import cifar10_source, load_cifar10
 from flatness.data.device import DeviceDataset
 from flatness.data.registry import known_datasets, load_dataset, register_dataset
 
@@ -18,6 +18,7 @@ __all__ = [
     "DeviceDataset",
     "augment_batch",
     "known_datasets",
+    "cifar10_source",
     "load_cifar10",
     "load_dataset",
     "register_dataset",

@@ -47,6 +47,14 @@ def load_cifar10(data: str | os.PathLike | None = None) -> tuple[ArrayDataset, A
     return train, test
 
 
+def cifar10_source(data: str | os.PathLike | None = None) -> str:
+    """The source id :func:`load_cifar10`'s sets carry for ``data``, read without decoding
+    the copy (a job's key names its data copy; decoding 60,000 images to learn it cost a plan
+    or a cached chapter seconds, and minutes with an empty cache)."""
+    path, is_default = _resolve(data)
+    return _identify(path, is_default)[2]
+
+
 def _cache_file(kind: str, key: str) -> Path:
     """Where the decoded arrays of one data copy are stored (a store key of the copy)."""
     return entry_path("data", f"cifar10-{kind}-{key_of({'kind': kind, 'copy': key})}", ".npz")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from flatness.attacks import training_adversary
-from flatness.data import images_to_tensor, load_dataset
+from flatness.data import cifar10_source, images_to_tensor, load_dataset
 from flatness.device import resolve_device
 from flatness.precision import resolve_precision
 from flatness.scales import ModelSpec, Scale, get_scale
@@ -84,9 +84,10 @@ class StudyContext:
     def cifar10(self) -> tuple[Any, Any]:
         return load_dataset("cifar10", self.spec.data)
 
-    @property
+    @functools.cached_property
     def data_source(self) -> str:
-        return self.cifar10[0].source
+        """The CIFAR-10 copy's id (part of every job's key), without decoding the copy."""
+        return cifar10_source(self.spec.data)
 
     def train(self, config: TrainConfig) -> Run:
         """Train ``config`` or reuse its finished run."""
