@@ -43,8 +43,9 @@ def training_images(dataset: str) -> int:
     """How many training images a dataset name holds, without loading it: CIFAR-10's, or a
     derived set's size at the scale it names (``d_r@cpu``: cpu's ``robust_dataset_size``, the
     whole training set where that is None)."""
-    _, at, label = dataset.partition("@")
-    return (at and scale_from_label(label).robust_dataset_size) or FULL_TRAIN_IMAGES
+    if "@" not in dataset:
+        return FULL_TRAIN_IMAGES
+    return DatasetJob(dataset).kind_and_scale()[1].robust_dataset_size or FULL_TRAIN_IMAGES
 
 
 class Job:
