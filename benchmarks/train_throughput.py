@@ -9,11 +9,16 @@ augmentation, channels-last + bf16 autocast on CUDA, no per-step host syncs.
     python benchmarks/train_throughput.py --device cuda --arch resnet18 --width 1 --epochs 2
     python benchmarks/train_throughput.py --device cuda --arch resnet50 --width 1 --compile
     python benchmarks/train_throughput.py --images 2560 --threads 1 --cpu-bf16
+    python benchmarks/train_throughput.py --images 1280 --threads 1 --clock cpu \
+        --minimizer sam --compile-ab 5
 
 Prints images per second of both and their ratio, and the time of one epoch over 50,000 images.
 The engine runs at precision ``auto`` (bf16 on CUDA and on CPUs with native bf16, fp32
 elsewhere: the resolved precision is printed); ``--cpu-bf16`` also times it at ``bf16`` and
 ``fp32`` explicitly, the gain of bf16 where the CPU has it natively (AVX512-BF16, AMX).
+``--compile-ab N`` times the engine eager and ``torch.compile``-d in N interleaved rounds (the
+same data, minimizer and precision; each round times one epoch of each), so that a busy
+machine's drift hits both alike, and prints each round's ratio and their median.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -121,6 +127,28 @@ def throughput(subset, device: torch.device, *, arch: str = "resnet18", width: f
     return out
 
 
+def compile_ab(subset, device: torch.device, *, rounds: int, arch: str = "resnet18",
+               width: float = 0.25, batch: int = 128, minimizer: str = "sgd") -> list[float]:
+    """Images per second of the eager and the compiled engine, in ``rounds`` interleaved pairs:
+    returns the compiled / eager ratio of each round."""
+    config = TrainConfig(arch=arch, width=width, train_subset=len(subset), eval_subset=None,
+                         epochs=rounds + 1, batch_size=batch, decay_epochs=(),
+                         minimizer=minimizer)
+    eval_set = subset.subset(min(512, len(subset)), 0)
+    ratios = []
+    with tempfile.TemporaryDirectory() as eager_dir, tempfile.TemporaryDirectory() as comp_dir:
+        eager = _Trainer(config, Run(Path(eager_dir)), subset, eval_set, device, compile=False)
+        compiled = _Trainer(config, Run(Path(comp_dir)), subset, eval_set, device, compile=True)
+        engine_epoch(eager, 1)  # warm-up
+        engine_epoch(compiled, 1)  # warm-up and compilation
+        for r in range(rounds):
+            a, b = engine_epoch(eager, r + 2), engine_epoch(compiled, r + 2)
+            ratios.append(b / a)
+            print(f"round {r + 1}: eager {a:7.1f}, compiled {b:7.1f} images/s, "
+                  f"ratio {b / a:.2f}", flush=True)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None)
@@ -133,6 +161,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile in the engine")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="also time the engine at precision bf16 and fp32 explicitly")
+    parser.add_argument("--compile-ab", type=int, default=0, metavar="N",
+                        help="time the engine eager against compiled in N interleaved rounds")
+    parser.add_argument("--minimizer", default="sgd",
+                        help="the engine's minimizer with its default hyper-parameters "
+                        "(--compile-ab only)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--clock", choices=sorted(CLOCK), default="wall",
@@ -151,6 +184,12 @@ def main() -> None:
     print(f"device: {device_description(device)}; {args.arch} width {args.width}; "
           f"{len(subset)} images, batch {args.batch}, {torch.get_num_threads()} threads, "
           f"{args.clock} clock")
+    if args.compile_ab:
+        ratios = compile_ab(subset, device, rounds=args.compile_ab, arch=args.arch,
+                            width=args.width, batch=args.batch, minimizer=args.minimizer)
+        print(f"{args.minimizer}: compiled / eager, median of {len(ratios)} rounds: "
+              f"{statistics.median(ratios):.2f}x")
+        return
     precisions = ("auto", "bf16", "fp32") if args.cpu_bf16 else ("auto",)
     out = throughput(subset, device, arch=args.arch, width=args.width, batch=args.batch,
                      epochs=args.epochs, workers=args.workers, compile=args.compile,

@@ -329,3 +329,18 @@ def test_a_headless_run_logs_one_line_per_job(capsys):
     assert lines[1].endswith("s  echo b")
     run_jobs([Echo("c")], StudySpec.create("smoke"), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_compile_reaches_training_and_changes_no_key(shared_cifar, monkeypatch):
+    import flatness.study.context as context
+
+    seen = []
+    monkeypatch.setattr(context, "train", lambda config, **kw: seen.append(kw["compile"]))
+    eager, compiled = tiny_spec(shared_cifar), StudySpec.create(
+        "smoke", data=shared_cifar, device="cpu", compile=True, n_attack_images=16, epochs=2,
+        decay_epochs="1")
+    job = TrainJob(surrogate(eager.scale, 0))
+    assert job.inputs_hash(eager) == job.inputs_hash(compiled)
+    compiled.open().train(job.config)
+    eager.open().train(job.config)
+    assert seen == [True, False]

@@ -242,3 +242,23 @@ def test_the_command_line_fine_tunes_a_run_from_its_checkpoint(cifar_tiny, tmp_p
     child = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
     assert "-sam0.05-from1-" in child.dir.name and child.is_complete
     assert child.config.parent == Run.open(parent).config
+
+
+def test_a_compiled_run_trains_what_the_eager_run_trains(cifar_tiny, tmp_path, monkeypatch):
+    # torch.compile is an execution option: the same run, the same SAM step. Dynamo traces the
+    # model as in real use (its guards must re-trace when the perturbed pass freezes BatchNorm),
+    # with the aot_eager backend: inductor's C++ kernels would take minutes to build here
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend="aot_eager"))
+    torch._dynamo.reset()
+    config = smoke_config(train_subset=40, eval_subset=20, epochs=1, batch_size=40,
+                          checkpoint_epochs=(), minimizer="sam", minimizer_params={"rho": 0.05})
+    eager = train(config, data=cifar_tiny, out=tmp_path / "eager", device="cpu", progress=False)
+    compiled = train(config, data=cifar_tiny, out=tmp_path / "compiled", device="cpu",
+                     compile=True, progress=False)
+    assert eager.dir.name == compiled.dir.name
+    a, b = eager.load_state_dict(), compiled.load_state_dict()
+    assert a.keys() == b.keys()
+    for key in a:  # one SAM step: the perturbed pass left the running statistics alone
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-5, msg=key)
+    torch._dynamo.reset()

@@ -169,17 +169,19 @@ def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
 def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
                    params: dict[str, Any] | None = None, *, data: str | os.PathLike | None = None,
                    device: str | None = None, recompute: bool = False, executor: str = "local",
-                   address: str | None = None, publish: bool = False) -> Result:
+                   address: str | None = None, publish: bool = False,
+                   compile: bool = False) -> Result:
     """The chapter's result: committed, cached, or computed (see the module docstring).
 
     ``scale="auto"`` picks the largest scale with a committed result (see
     :func:`resolve_scale`), so the book shows gpu results where they exist, cpu otherwise.
 
     ``publish=True`` also writes the computed result to ``results/<scale>/`` (what the
-    ``chapter`` command does on a GPU box before the files are committed).
+    ``chapter`` command does on a GPU box before the files are committed). ``compile`` trains
+    its surrogates ``torch.compile``-d, an execution option that changes no key.
     """
     definition = get_scale(resolve_scale(chapter.name, scale))  # precision unresolved
-    spec = StudySpec.create(definition, data, device)
+    spec = StudySpec.create(definition, data, device, compile=compile)
     explicit = to_jsonable({k: v for k, v in (params or {}).items() if v is not None})
     params = chapter.parameters(spec.scale, params)
     committed = committed_path(chapter.name, spec.scale.name)

@@ -45,6 +45,9 @@ class StudySpec:
     data: str | None = None
     device: str | None = None
     runs_out: str | None = None
+    # torch.compile the surrogates being trained: an execution option, like the device, that
+    # changes no job's key (1.2x for SAM steps on one CPU thread, benchmarks/train_throughput.py)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         precision = resolve_precision(self.scale.precision, device_kind(self.device))
@@ -55,10 +58,10 @@ class StudySpec:
     @classmethod
     def create(cls, scale: str | Scale, data: str | os.PathLike | None = None,
                device: str | None = None, runs_out: str | os.PathLike | None = None,
-               **overrides: Any) -> StudySpec:
+               compile: bool = False, **overrides: Any) -> StudySpec:
         return cls(get_scale(scale, **overrides), None if data is None else str(data),
                    None if device is None else str(device),
-                   None if runs_out is None else str(runs_out))
+                   None if runs_out is None else str(runs_out), compile)
 
     def open(self) -> StudyContext:
         return StudyContext(self)
@@ -92,7 +95,7 @@ class StudyContext:
     def train(self, config: TrainConfig) -> Run:
         """Train ``config`` or reuse its finished run."""
         return train(config, data=self.spec.data, device=self.device, out=self.spec.runs_out,
-                     adversary=training_adversary(config))
+                     compile=self.spec.compile, adversary=training_adversary(config))
 
     # -- targets ----------------------------------------------------------------------------
     def target_configs(self, dataset: str = "cifar10",

@@ -41,9 +41,10 @@ def default_plans(spec: StudySpec, names: list[str] | None = None
 def reproduce(scale: str | Scale, *, names: list[str] | None = None,
               data: str | os.PathLike | None = None, device: str | None = None,
               executor: str = "local", address: str | None = None, publish: bool = True,
-              progress: bool | None = None) -> list[ChapterSummary]:
-    """Run the study at ``scale`` and publish each chapter's result (see module docstring)."""
-    spec = StudySpec.create(scale, data, device)
+              progress: bool | None = None, compile: bool = False) -> list[ChapterSummary]:
+    """Run the study at ``scale`` and publish each chapter's result (see module docstring);
+    ``compile`` trains the surrogates ``torch.compile``-d (same keys, same cache)."""
+    spec = StudySpec.create(scale, data, device, compile=compile)
     plans = default_plans(spec, names)
     jobs = [job for chapter, params in plans for job in chapter.jobs(spec, params)]
     run_jobs(jobs, spec, executor=executor, address=address, progress=progress)
