@@ -145,18 +145,6 @@ def test_cpu_plan_gives_every_minimizer_every_seed():
     assert all(isinstance(d, TrainJob) for j in planned for d in j.deps(spec))
 
 
-def test_cost_estimate_counts_steps_times_relative_step_cost():
-    p = params(CPU, minimizers=["sgd", "sam", "gam", "swa"], rhos={"sam": [0.05, 0.15]},
-               minimizer_seeds={"gam": [0]})
-    steps = -(-CPU.train_subset // CPU.batch_size) * CPU.epochs
-    est = ch.cost_estimate(CPU, p, sgd_step_s=1.0)
-    n = len(p["seeds"])
-    assert est["runs"] == 2 * n + 1 + n
-    assert est["train_s"] == pytest.approx(steps * (2 * n * 2.0 + 4.0 + n * 1.0))
-    shared = ch.cost_estimate(CPU, p, sgd_step_s=1.0, shared={("sam", 0.05)})
-    assert shared["train_s"] == pytest.approx(est["train_s"] - steps * n * 2.0)
-
-
 # -- summary ----------------------------------------------------------------------------------
 TARGETS = ["t1", "t2"]
 

@@ -44,13 +44,11 @@ from flatness.study.common import (
     standard_sgd,
 )
 from flatness.study.context import StudySpec
-from flatness.study.jobs import FULL_TRAIN_IMAGES, Job, SharpnessJob, TransferJob
+from flatness.study.jobs import Job, SharpnessJob, TransferJob
 from flatness.training import TrainConfig
 
 
 def has_rho(name: str) -> bool:
-    from flatness.minimizers import get_minimizer_class
-
     return "rho" in get_minimizer_class(name).hyperparameters
 
 
@@ -129,8 +127,6 @@ def rho_grid(params: dict[str, Any], name: str) -> list[float | None]:
         return [None]
     if name in params["rhos"]:
         return [float(r) for r in params["rhos"][name]]
-    from flatness.minimizers import get_minimizer_class
-
     return [float(get_minimizer_class(name).hyperparameters["rho"])]
 
 
@@ -187,23 +183,6 @@ def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
             if params["sharpness"]:
                 planned.append(sharpness_job(scale, params, name, rho, seed))
     return list({job.key(): job for job in planned}.values())
-
-
-def cost_estimate(scale: Scale, params: dict[str, Any], sgd_step_s: float = 0.23,
-                  shared: set[tuple[str, float | None]] | None = None) -> dict[str, Any]:
-    """Training cost of the chapter in CPU seconds (``sgd_step_s`` per SGD step), not counting
-    the SGD runs (chapter 2's) nor the runs in ``shared`` (e.g. chapter 5's SAM and l-SAM).
-    A step costs the minimizer's ``passes`` SGD steps (benchmarks/minimizers.py, resnet18@0.25,
-    batch 128, 1 thread: SGD 0.23 s, SAM/ASAM/GSAM/SAGM 2.0x, LookSAM 1.2x, GAM 4.0x)."""
-    steps = -(-(scale.train_subset or FULL_TRAIN_IMAGES) // scale.batch_size) * scale.epochs
-    runs, total = 0, 0.0
-    for name, rho in variants(params):
-        if name == "sgd" or (name, rho) in (shared or set()):
-            continue
-        n = len(seeds_for(params, name))
-        runs += n
-        total += n * steps * sgd_step_s * get_minimizer_class(name).passes
-    return {"runs": runs, "sgd_run_s": steps * sgd_step_s, "train_s": total}
 
 
 CHAPTER = Chapter(
