@@ -149,7 +149,7 @@ def test_the_table_lists_every_cell_and_rho():
     table = regime_table(data)
     assert table.count("\n") == 1 + 2 * 3
     assert "| late-phase 0.1 (SAM from epoch 2) |" in table
-    assert "| 0.1 | 90.0 | 40.0 | 28.5 | +1.0 ± 0.0 | -9.0 ± 0.0 | 90 |" in table
+    assert "| 0.1 | 90.0 | 40.0 | 28.5 | +1.0 ± 1.0 | -9.0 ± 1.0 | 90 |" in table
 
 
 def _summary(sgd_cells):

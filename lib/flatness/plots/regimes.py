@@ -129,10 +129,11 @@ def early_stopping_heatmap(data: dict[str, Any]) -> go.Figure:
 
 
 def _pm(entry: dict[str, Any] | None) -> str:
-    """A paired gain as ``+1.2 ± 3.4`` points (± 2 std over seeds)."""
+    """A paired gain as ``+1.2 ± 3.4`` points: ± the spread a gain must exceed (2 std over
+    seeds, at least 1 point: :func:`flatness.study.common.paired`), as the README says it."""
     if entry is None:
         return "-"
-    return f"{100 * entry['mean']:+.1f} ± {200 * entry['std']:.1f}"
+    return f"{100 * entry['mean']:+.1f} ± {100 * entry['spread']:.1f}"
 
 
 def _pct(value: float | None) -> str:
