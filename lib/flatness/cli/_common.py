@@ -1,5 +1,5 @@
-"""Options shared by several sub-commands (scale, data, device, output folder), and argument
-types that refuse bad values while parsing, before any data is read or model trained."""
+"""Options shared by several sub-commands (scale, data, device, output folder, compile), and
+argument types that refuse bad values while parsing, before any data is read or model trained."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 def add_out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="where to write runs or results (default: the cache directory)")
+
+
+def add_compile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the models being trained: same runs, same cache "
+                        "(SAM steps 1.2x faster on one CPU thread; minutes to compile once per "
+                        "process, cached on disk after)")
 
 
 def scale_from_args(args: Any) -> Scale:

@@ -11,7 +11,7 @@ import argparse
 
 import yaml
 
-from flatness.cli._common import add_data_options, add_scale_options
+from flatness.cli._common import add_compile_option, add_data_options, add_scale_options
 from flatness.errors import FlatnessError
 from flatness.study.chapters import MODULES
 
@@ -28,9 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recompute", action="store_true", help="ignore cached results")
     parser.add_argument("--no-publish", action="store_true",
                         help="keep the result in the cache instead of results/<scale>/")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the surrogates being trained (same runs, same "
-                             "cache: 1.2x for SAM on one CPU thread; a minute's warm-up a run)")
+    add_compile_option(parser)
     parser.add_argument("--executor", default="local", choices=["local", "ray"])
     parser.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from flatness.cli._common import add_data_options, add_scale_options, scale_from_args
+from flatness.cli._common import (
+    add_compile_option,
+    add_data_options,
+    add_scale_options,
+    scale_from_args,
+)
 
 NAME = "reproduce"
 HELP = "run every chapter's computation end to end (resumable), locally or on a Ray cluster"
@@ -21,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: start a local Ray instance)")
     parser.add_argument("--no-publish", action="store_true",
                         help="keep results in the cache instead of results/<scale>/")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the surrogates being trained (same runs, same "
-                             "cache: 1.2x for SAM on one CPU thread; a minute's warm-up a run)")
+    add_compile_option(parser)
     parser.add_argument("--plan", action="store_true",
                         help="run nothing: per chapter and kind, the jobs cached and to run, "
                              "and the compute time the cached ones recorded")

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from flatness.cli._common import (
+    add_compile_option,
     add_data_options,
     add_out_option,
     add_scale_options,
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated epochs after which lr /= 10; 'none' for constant")
     parser.add_argument("--checkpoint-epochs", default=None,
                         help="comma-separated epochs whose weights to keep (default: the scale's)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_compile_option(parser)
     parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
                         help="fine-tune this run from its checkpoint at --from-epoch to the end "
                         "of its schedule with --minimizer/--rho/--hp (late-phase SAM)")
