@@ -27,9 +27,15 @@ def _one_thread_per_worker():
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Point FLATNESS_CACHE at a per-session folder so tests never touch ~/.cache."""
+    """Point FLATNESS_CACHE at a per-session folder so tests never touch ~/.cache, and the
+    ledger at an empty one so no test reads (or writes) the committed results/ledger; and
+    the CPU's native bf16 declared absent, so that ``auto`` plans alike on every machine."""
     patch = pytest.MonkeyPatch()
     patch.setenv("FLATNESS_CACHE", str(tmp_path_factory.mktemp("flatness-cache")))
+    patch.setenv("FLATNESS_LEDGER", str(tmp_path_factory.mktemp("flatness-ledger")))
+    # the suite describes a CPU without native bf16 (what the committed cpu results ran on),
+    # whatever CPU runs it: ``auto`` means fp32 on CPU here, in subprocesses and kernels too
+    patch.setenv("FLATNESS_NATIVE_BF16", "0")
     yield
     patch.undo()
 

@@ -47,7 +47,19 @@ def test_native_bf16_detection_reads_torch_or_cpuinfo_flags():
     flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
     torch_says = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     expected = torch_says or bool(flags & {"avx512_bf16", "amx_bf16"})
-    assert precision.cpu_has_native_bf16() is expected
+    assert precision.detect_native_bf16() is expected
+
+
+def test_the_native_bf16_declaration_overrides_detection(monkeypatch):
+    for declared, native in (("1", True), ("0", False)):
+        monkeypatch.setenv("FLATNESS_NATIVE_BF16", declared)
+        assert precision.cpu_has_native_bf16() is native
+        assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    monkeypatch.delenv("FLATNESS_NATIVE_BF16")
+    assert precision.cpu_has_native_bf16() is precision.detect_native_bf16()
+    monkeypatch.setenv("FLATNESS_NATIVE_BF16", "yes")
+    with pytest.raises(FlatnessError, match="FLATNESS_NATIVE_BF16 must be 1 or 0"):
+        resolve_precision("auto", "cpu")
 
 
 def test_auto_resolves_on_the_device_kind_and_explicit_choices_stay():

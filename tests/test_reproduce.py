@@ -318,7 +318,7 @@ def test_a_headless_run_logs_one_line_per_job(capsys):
         def label(self) -> str:
             return f"echo {self.name}"
 
-        def run(self, ctx):
+        def run(self, ctx, files=False):
             return {"name": self.name}
 
     outputs = run_jobs([Echo("a"), Echo("b")], StudySpec.create("smoke"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,25 @@ def check_precision(value: Any) -> str:
     return value
 
 
-@functools.cache
+#: ``1`` or ``0`` declares whether the CPU has native bf16 instead of detecting it: to plan,
+#: on one machine, what another kind of CPU would run (the tests pin ``0``).
+NATIVE_BF16_ENV = "FLATNESS_NATIVE_BF16"
+
+
 def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively: ``FLATNESS_NATIVE_BF16`` where set, else
+    :func:`detect_native_bf16`."""
+    declared = os.environ.get(NATIVE_BF16_ENV)
+    if declared is None or declared == "":
+        return detect_native_bf16()
+    if declared not in ("0", "1"):
+        raise FlatnessError(f"{NATIVE_BF16_ENV} must be 1 or 0 (or unset: detect), "
+                            f"got {declared!r}")
+    return declared == "1"
+
+
+@functools.cache
+def detect_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), asked of torch's own
     detection and of /proc/cpuinfo's flags (either suffices)."""
     import torch

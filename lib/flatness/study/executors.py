@@ -5,6 +5,10 @@ run in dependency order. With Ray, each job becomes a task whose arguments inclu
 dependencies' object references, so Ray starts it once they are done, on a worker that
 requests one GPU when the study runs on CUDA; outputs land in the shared cache directory
 (``FLATNESS_CACHE`` must name storage every worker sees).
+
+A job recorded in the committed ledger (:mod:`flatness.ledger`) is read, not run, except where
+a job that must still compute reads its files (:func:`files_needed`): a transfer job recorded
+there needs no surrogate weights, one still to attack does.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.progress import Progress
-from flatness.study.context import StudySpec
+from flatness.study.context import StudyContext, StudySpec
 from flatness.study.jobs import Job
 
 EXECUTORS = ("local", "ray")
@@ -41,6 +45,16 @@ def closure(jobs: Iterable[Job], spec: StudySpec) -> list[Job]:
     return ordered
 
 
+def files_needed(ordered: list[Job], spec: StudySpec, ctx: StudyContext) -> set[str]:
+    """Keys of the jobs of ``ordered`` (dependencies first) whose files must exist here: the
+    artifact-making dependencies (runs, datasets) of every job that has to compute."""
+    needed: set[str] = set()
+    for job in reversed(ordered):  # every job before the jobs it reads
+        if job.cached_output(ctx, files=job.key() in needed) is None:
+            needed.update(dep.key() for dep in job.deps(spec) if dep.artifacts)
+    return needed
+
+
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
              address: str | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run ``jobs`` (and what they depend on); return each job's output by key."""
@@ -54,18 +68,19 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
+    needed = files_needed(ordered, spec, ctx)
     outputs = {}
     with Progress(len(ordered), "study", "job", progress=progress) as bar:
         for job in ordered:
             started = time.perf_counter()
-            outputs[job.key()] = job.run(ctx)
+            outputs[job.key()] = job.run(ctx, files=job.key() in needed)
             bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
     return outputs
 
 
-def _ray_task(job: Job, spec: StudySpec, *dependencies: Any) -> dict[str, Any]:
+def _ray_task(job: Job, spec: StudySpec, files: bool, *dependencies: Any) -> dict[str, Any]:
     """Body of one Ray task: dependencies are finished (their outputs are in the cache)."""
-    return job.run(spec.open())
+    return job.run(spec.open(), files=files)
 
 
 def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None,
@@ -84,10 +99,12 @@ def _run_ray(ordered: list[Job], spec: StudySpec, address: str | None,
                  log_to_driver=False, include_dashboard=False)
     gpus = 1 if (spec.device or "").startswith("cuda") or (
         spec.device is None and ray.cluster_resources().get("GPU", 0) >= 1) else 0
+    needed = files_needed(ordered, spec, spec.open())
     task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=1)(_ray_task)
     refs: dict[str, Any] = {}
     for job in ordered:  # dependencies come first, so their references exist
-        refs[job.key()] = task.remote(job, spec, *[refs[d.key()] for d in job.deps(spec)])
+        refs[job.key()] = task.remote(job, spec, job.key() in needed,
+                                      *[refs[d.key()] for d in job.deps(spec)])
     keys = list(refs)
     labels = {refs[job.key()]: job.label for job in ordered}
     pending = list(labels)

@@ -5,6 +5,8 @@ derived from its fields (:meth:`Job.key`), and :meth:`Job.run` computes its smal
 or returns the stored one (an entry of :mod:`flatness.store`, keyed by the job, what it reads
 and the data copy). Running a job twice costs nothing the second time, so the same
 graph runs in-process, on Ray workers sharing a cache directory, or resumes after a crash.
+An output recorded in the committed ledger (:mod:`flatness.ledger`) is read from there unless
+the job's files are needed (``files=True``: a surrogate's weights for a job still to compute).
 
 Kinds of jobs: :class:`TrainJob` (a model), :class:`TransferJob` (success rate of a surrogate's
 checkpoints against a target zoo), :class:`SharpnessJob` (Hessian metrics of checkpoints),
@@ -22,6 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from flatness import ledger
 from flatness.data import images_to_tensor
 from flatness.data.derived import derived_source, register_name
 from flatness.errors import FlatnessError
@@ -52,6 +55,9 @@ class Job:
     """Base class of the study's jobs (subclasses are frozen dataclasses)."""
 
     kind: ClassVar[str] = "job"
+    #: Whether jobs reading this one read its files (weights, images), not only its output:
+    #: its ledger entry then stands in for it only where no job that must compute reads it.
+    artifacts: ClassVar[bool] = False
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         """The jobs whose outputs this one reads (at the study's scale ``spec``)."""
@@ -86,14 +92,28 @@ class Job:
         """What the stored output is keyed by: the job's resolved inputs and the data copy."""
         return {"inputs": self.inputs_hash(ctx.spec), "data": ctx.data_source}
 
-    def output_path(self, ctx: StudyContext) -> Path:
-        """The stored output: named by the job, its resolved inputs and the CIFAR-10 copy."""
-        return entry_path(f"jobs/{self.kind}",
-                          f"{self.key()}-{key_of(self._output_inputs(ctx))}")
+    def output_name(self, ctx: StudyContext) -> str:
+        """The stored output's name: the job, its resolved inputs and the CIFAR-10 copy."""
+        return f"{self.key()}-{key_of(self._output_inputs(ctx))}"
 
-    def cached_output(self, ctx: StudyContext) -> dict[str, Any] | None:
-        """The output if it is stored, else None (computes nothing)."""
+    def output_path(self, ctx: StudyContext) -> Path:
+        """Where the cache stores the output."""
+        return entry_path(f"jobs/{self.kind}", self.output_name(ctx))
+
+    def local_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        """The output if this machine's cache holds it, else None (computes nothing)."""
         return read_entry(self.output_path(ctx))
+
+    def ledger_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        """The output if the committed ledger records it, else None."""
+        return ledger.read(self.kind, self.output_name(ctx))
+
+    def cached_output(self, ctx: StudyContext, files: bool = False) -> dict[str, Any] | None:
+        """The output from the cache or, unless its files are needed, the ledger; else None."""
+        output = self.local_output(ctx)
+        if output is None and not (files and self.artifacts):
+            output = self.ledger_output(ctx)
+        return output
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         """The compute time this job's ``output`` records, in seconds."""
@@ -104,8 +124,13 @@ class Job:
         prices a job still to run at the rate its kind's cached jobs recorded); None: unknown."""
         return None
 
-    def run(self, ctx: StudyContext) -> dict[str, Any]:
-        """The stored output, else computed once (another process computing it is waited for)."""
+    def run(self, ctx: StudyContext, files: bool = False) -> dict[str, Any]:
+        """The stored output (cache, else ledger unless ``files`` are needed), else computed
+        once (another process computing it is waited for)."""
+        recorded = self.cached_output(ctx, files)
+        if recorded is not None:
+            return recorded
+
         def timed() -> dict[str, Any]:
             start = time.perf_counter()
             output = self.compute(ctx)
@@ -164,6 +189,7 @@ class TrainJob(Job):
 
     config: TrainConfig
     kind: ClassVar[str] = "train"
+    artifacts: ClassVar[bool] = True
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         """A derived dataset (``d_r@cpu`` ...) is built by its own job first, and a fine-tuned
@@ -177,14 +203,28 @@ class TrainJob(Job):
         c = self.config
         return f"train {c.dataset}/{c.arch}@{c.width:g} {recipe(c)} seed {c.seed}"
 
-    def run(self, ctx: StudyContext) -> dict[str, Any]:  # the run directory is the cache
-        run = ctx.train(self.config)
+    def run(self, ctx: StudyContext, files: bool = False) -> dict[str, Any]:
+        """The finished run's output; with ``files``, the run itself is here (trained, reused,
+        or a target restored from the ledger's archive)."""
+        if not files:
+            recorded = self.cached_output(ctx)
+            if recorded is not None:
+                return recorded
+        else:
+            run_dir = self.run_dir(ctx)
+            if run_dir is not None:
+                ledger.restore_run(run_dir)
+        return self.output(ctx.train(self.config))
+
+    @staticmethod
+    def output(run: Run) -> dict[str, Any]:
+        """What a finished run gives the jobs reading it (and the ledger records)."""
         return {"run": str(run.dir), "run_id": run.info["run_id"], "metrics": run.metrics(),
                 "provenance": run.provenance}
 
-    def cached_output(self, ctx: StudyContext) -> dict[str, Any] | None:
-        """The finished run's output (without its metrics), else None. A run on a derived
-        dataset is named by that dataset's build, so it is unknown until the build is cached."""
+    def run_dir(self, ctx: StudyContext) -> Path | None:
+        """Where the run lives in this cache; None while it cannot be named: a run on a derived
+        dataset is named by that dataset's build, unknown until the build is cached."""
         if self.config.dataset == "cifar10":
             source = ctx.data_source
         else:
@@ -193,10 +233,17 @@ class TrainJob(Job):
                 return None
             source = derived_source(built["kind"], built["artifact_key"], ctx.data_source)
         config = self.config.resolved(ctx.device)
-        run = Run(runs_root(ctx.spec.runs_out) / config.run_name(source))
-        if run.status.get("status") != "complete":
+        return runs_root(ctx.spec.runs_out) / config.run_name(source)
+
+    def local_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        """The finished run's output, else None (the run directory is the cache)."""
+        run_dir = self.run_dir(ctx)
+        if run_dir is None or not Run(run_dir).is_complete:
             return None
-        return {"run": str(run.dir), "run_id": run.info["run_id"], "provenance": run.provenance}
+        return self.output(Run(run_dir))
+
+    def ledger_output(self, ctx: StudyContext) -> dict[str, Any] | None:
+        return None if self.run_dir(ctx) is None else super().ledger_output(ctx)
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
         return float(output["provenance"].get("wall_time_s") or 0.0)
@@ -222,6 +269,7 @@ class DatasetJob(Job):
 
     dataset: str
     kind: ClassVar[str] = "dataset"
+    artifacts: ClassVar[bool] = True
 
     def kind_and_scale(self) -> tuple[str, Scale]:
         """``"d_r@cpu"`` -> ``("d_r", the cpu scale)`` (a name without a scale means smoke)."""
@@ -242,11 +290,13 @@ class DatasetJob(Job):
     def label(self) -> str:
         return f"dataset {self.dataset}"
 
-    def run(self, ctx: StudyContext) -> dict[str, Any]:
+    def run(self, ctx: StudyContext, files: bool = False) -> dict[str, Any]:
         """The stored output, its name pointing at its artifact again (another precision may
-        have built the name since), so the training runs that read the name read this one."""
-        output = super().run(ctx)
-        register_name(self.dataset, ctx.data_source, output["kind"], output["artifact_key"])
+        have built the name since), so the training runs that read the name read this one; an
+        output read from the ledger has no artifact here, and names none."""
+        output = super().run(ctx, files)
+        if self.local_output(ctx) is not None:
+            register_name(self.dataset, ctx.data_source, output["kind"], output["artifact_key"])
         return output
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
@@ -298,6 +348,7 @@ class LGVJob(Job):
     lr_factor: float = 2.0  # LGV: twice the initial learning rate
     n_models: int = 40
     kind: ClassVar[str] = "lgv"
+    artifacts: ClassVar[bool] = True
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.base),)
@@ -327,7 +378,7 @@ class LGVJob(Job):
         return {"weights": str(self.weights_path(ctx)), "n_models": len(models)}
 
     def load_models(self, ctx: StudyContext) -> list[torch.nn.Module]:
-        self.run(ctx)
+        self.run(ctx, files=True)
         states = torch.load(self.weights_path(ctx), map_location="cpu", weights_only=True)
         base = ctx.train(self.base)
         models = []

@@ -2,7 +2,8 @@
 
 A dry run for planning compute at ``gpu`` or ``paper`` scale, and the measured cost of a study
 already run: per chapter (a job shared by chapters counts for the first that needs it) and
-kind of job, how many jobs are cached, how many remain, the compute time the cached ones
+kind of job, how many jobs are cached (here, or in the committed ledger where no job still to
+run needs their files), how many remain, the compute time the cached ones
 recorded and an estimate for the rest: a job still to run costs what its cached siblings on
 other seeds recorded, else its work (:meth:`Job.work_units`: image-epochs x passes x width^2
 for training) at the rate the cached jobs of its kind recorded on this machine, else the mean
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flatness.study.context import StudySpec
-from flatness.study.executors import closure
+from flatness.study.executors import closure, files_needed
 from flatness.study.jobs import DatasetJob, Job
 from flatness.study.reproduce import default_plans
 
@@ -46,11 +47,13 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
     seen: set[str] = set()
     source_models: set[str] = set()  # derived datasets share source models: count each once
     for chapter, jobs in study_jobs(spec, names).items():
-        for job in closure(jobs, spec):
+        ordered = closure(jobs, spec)
+        needed = files_needed(ordered, spec, ctx)
+        for job in ordered:
             if job.key() in seen:
                 continue
             seen.add(job.key())
-            output = job.cached_output(ctx)
+            output = job.cached_output(ctx, files=job.key() in needed)
             compute = 0.0 if output is None else job.compute_time_s(output)
             if (isinstance(job, DatasetJob) and output is not None
                     and output.get("source_run") not in source_models):
