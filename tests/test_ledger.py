@@ -14,7 +14,7 @@ from flatness.paths import repo_root
 from flatness.store import STORE_VERSION, read_entry
 from flatness.study import StudySpec, run_jobs
 from flatness.study.common import surrogate
-from flatness.study.executors import closure
+from flatness.study.executors import closure, files_needed
 from flatness.study.jobs import AttackSpec, TrainJob, TransferJob
 from flatness.study.plan import plan
 from flatness.study.record import record_outputs
@@ -83,11 +83,15 @@ def test_a_job_still_to_compute_retrains_its_surrogate_and_restores_the_targets(
     move_to_a_fresh_machine(monkeypatch, tmp_path, "second")
     trained_seeds.clear()
     new = TransferJob(config, AttackSpec(eps=4 / 255, steps=2))
+    ordered, ctx = closure([recorded, new], spec), spec.open()
+    needed = files_needed(ordered, spec, ctx)
+    assert needed == {job.key() for job in ordered if isinstance(job, TrainJob)}
+    available = [job.cached_output(ctx, files=True) is not None for job in ordered]
+    assert available == [False] + [True] * len(spec.scale.targets) + [True, False]
     outputs = run_jobs([recorded, new], spec, progress=False)
     assert trained_seeds == [config.seed]  # the surrogate's weights are needed, not recorded
     assert outputs[recorded.key()] == first[recorded.key()]
     assert outputs[new.key()]["targets"] == first[recorded.key()]["targets"]
-    ctx = spec.open()
     for target in closure([new], spec)[1:-1]:  # the target zoo, restored from the archive
         run = Run(target.run_dir(ctx))
         assert run.is_complete and not run.resume_path.exists()

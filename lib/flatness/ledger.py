@@ -63,6 +63,11 @@ def archived_run(run_name: str) -> Path:
     return ledger_root() / "runs" / run_name
 
 
+def is_archived(run_name: str) -> bool:
+    """Whether the ledger holds the finished run ``run_name`` with its weights."""
+    return (archived_run(run_name) / "status.json").is_file()
+
+
 def archive_run(run: Run) -> bool:
     """Copy a finished run (its records and final checkpoint) into the ledger; True when this
     call copied it. Written to a temporary folder, then renamed: never half an archive."""
@@ -72,7 +77,7 @@ def archive_run(run: Run) -> bool:
     if not final.is_file():
         raise FlatnessError(f"run {run.dir} has no final checkpoint ({final.name})")
     destination = archived_run(run.dir.name)
-    if (destination / "status.json").is_file():
+    if is_archived(run.dir.name):
         return False
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run.dir.name}.", dir=destination.parent))
@@ -94,7 +99,7 @@ def restore_run(run_dir: Path) -> bool:
     finished here; True when it did. Under the run's lock, status last: a reader sees either
     no finished run or all of it."""
     source = archived_run(run_dir.name)
-    if not (source / "status.json").is_file() or Run(run_dir).is_complete:
+    if not is_archived(run_dir.name) or Run(run_dir).is_complete:
         return False
     with locked(run_dir):
         run = Run(run_dir)

@@ -245,6 +245,18 @@ class TrainJob(Job):
     def ledger_output(self, ctx: StudyContext) -> dict[str, Any] | None:
         return None if self.run_dir(ctx) is None else super().ledger_output(ctx)
 
+    def cached_output(self, ctx: StudyContext, files: bool = False) -> dict[str, Any] | None:
+        """The finished run's output from here or the ledger; with ``files``, from the ledger
+        only where it archives the run itself (a target model, restored by :meth:`run`)."""
+        output = self.local_output(ctx)
+        if output is None and not files:
+            output = self.ledger_output(ctx)
+        elif output is None:
+            run_dir = self.run_dir(ctx)
+            if run_dir is not None and ledger.is_archived(run_dir.name):
+                output = self.ledger_output(ctx)
+        return output
+
     def compute_time_s(self, output: dict[str, Any]) -> float:
         return float(output["provenance"].get("wall_time_s") or 0.0)
 
