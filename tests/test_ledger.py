@@ -99,6 +99,28 @@ def test_a_job_still_to_compute_retrains_its_surrogate_and_restores_the_targets(
         assert [p.name for p in archived.iterdir()] == [f"epoch_{run.config.epochs:04d}.pt"]
 
 
+def test_training_an_archived_target_restores_it_whatever_asks(
+        shared_cifar, tmp_path, monkeypatch, trained_seeds):
+    """``python -m flatness targets`` and ``train`` read the archive too, not only the study."""
+    from flatness.study.targets import target_configs
+    from flatness.training import train
+
+    monkeypatch.setenv("FLATNESS_CACHE", str(tmp_path / "first"))
+    monkeypatch.setenv("FLATNESS_LEDGER", str(tmp_path / "ledger"))
+    spec = tiny_spec(shared_cifar)
+    config = target_configs(spec.scale)[0]
+    first = train(config, data=shared_cifar, device="cpu", progress=False)
+    assert ledger.archive_run(first) and not ledger.archive_run(first)  # once
+
+    move_to_a_fresh_machine(monkeypatch, tmp_path, "second")
+    trained_seeds.clear()
+    again = train(config, data=shared_cifar, device="cpu", progress=False)
+    assert trained_seeds == [] and again.is_complete and again.dir.name == first.dir.name
+    assert again.metrics() == first.metrics()
+    for a, b in zip(again.load_state_dict().values(), first.load_state_dict().values()):
+        assert (a == b).all()
+
+
 def record_outputs_of(jobs, spec):
     """:func:`record_outputs` over ``jobs`` instead of a chapter's."""
     import flatness.study.record as record

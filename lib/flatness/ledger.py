@@ -28,7 +28,7 @@ from typing import Any
 from flatness.errors import FlatnessError
 from flatness.paths import repo_root
 from flatness.store import locked, read_entry, write_entry
-from flatness.training import Run
+from flatness.training.runs import Run
 
 #: The run files a restored target needs (besides its final checkpoint); status goes last.
 RUN_FILES = ("config.json", "metrics.jsonl", "provenance.json", "status.json")

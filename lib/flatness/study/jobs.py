@@ -210,10 +210,6 @@ class TrainJob(Job):
             recorded = self.cached_output(ctx)
             if recorded is not None:
                 return recorded
-        else:
-            run_dir = self.run_dir(ctx)
-            if run_dir is not None:
-                ledger.restore_run(run_dir)
         return self.output(ctx.train(self.config))
 
     @staticmethod
@@ -247,7 +243,7 @@ class TrainJob(Job):
 
     def cached_output(self, ctx: StudyContext, files: bool = False) -> dict[str, Any] | None:
         """The finished run's output from here or the ledger; with ``files``, from the ledger
-        only where it archives the run itself (a target model, restored by :meth:`run`)."""
+        only where it archives the run itself (a target model, which ``train`` restores)."""
         output = self.local_output(ctx)
         if output is None and not files:
             output = self.ledger_output(ctx)

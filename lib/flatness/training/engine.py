@@ -46,6 +46,14 @@ from flatness.training.runs import Run, runs_root
 Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
+def _restored(run: Run) -> bool:
+    """Whether the committed ledger archives this finished run (a target model) and it was
+    put in place instead of being trained again (:func:`flatness.ledger.restore_run`)."""
+    from flatness import ledger  # the ledger reads runs: imported when first needed
+
+    return ledger.restore_run(run.dir)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -57,7 +65,8 @@ def train(
     progress: bool | None = None,
     adversary: Adversary | None = None,
 ) -> Run:
-    """Train ``config`` (or reuse its finished run) and return the run.
+    """Train ``config`` (or reuse its finished run, here or archived in the ledger) and
+    return the run.
 
     The run is named by ``config`` with its precision resolved on ``device``.
     ``until_epoch`` stops after that epoch, leaving a resumable run (the next call continues).
@@ -70,7 +79,7 @@ def train(
     config = config.resolved(dev)
     train_set, test_set = load_dataset(config.dataset, data)
     run = Run(runs_root(out) / config.run_name(train_set.source))
-    if run.status.get("status") == "complete":
+    if run.status.get("status") == "complete" or _restored(run):
         return run
     parent = None
     if config.parent is not None:
