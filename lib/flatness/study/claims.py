@@ -8,12 +8,12 @@ batch order, or two epochs of one run, so that an offset a seed has everywhere c
 **The rule** (:func:`standing`, :func:`decide`), the same for gains and losses: a comparison
 is *beyond* its noise when the mean paired difference is at least :attr:`Comparison.floor`
 away from zero and its t statistic (mean over standard error) exceeds the two-sided 95 %
-critical value of Student's t with ``n - 1`` degrees of freedom (3.18 with four seeds; the
-normal 1.96 for a binomial proportion). Beyond in the predicted direction counts *for* the
-paper, beyond in the other *against* it, anything else is *within* the noise; one seed gives
-no standard error and is always within. A predicted absence of difference counts *for* when
-the whole 95 % interval lies inside ``±floor`` (an equivalence test), *against* when beyond.
-A claim is
+critical value of Student's t with ``n - 1`` degrees of freedom (4.30 with three seeds, 3.18
+with four; the normal 1.96 for a binomial proportion). Beyond in the predicted direction
+counts *for* the paper, beyond in the other *against* it, anything else is *within* the noise;
+one seed gives no standard error and is always within. A predicted absence of difference
+counts *for* when the whole 95 % interval lies inside ``±floor`` (an equivalence test),
+*against* when beyond. A claim is
 
 - **reproduced** when every comparison counts for it,
 - **partly reproduced** when some count for it and none against,
