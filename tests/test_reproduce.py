@@ -119,6 +119,9 @@ def test_committed_result_serves_default_requests_and_matching_explicit_ones(
     monkeypatch.setattr("flatness.study.chapter.run_jobs", computed)
     with pytest.raises(RuntimeError, match="recomputed"):  # an explicit, different seed list
         chapter_result(LR_DECAY, "cpu", {"seeds": [5]}, data=shared_cifar, device="cpu")
+    # publishing (the chapter command) computes the defaults, not the committed seeds [0, 1]
+    with pytest.raises(RuntimeError, match="recomputed"):
+        chapter_result(LR_DECAY, "cpu", {}, data=shared_cifar, device="cpu", publish=True)
 
 
 def test_a_result_from_an_older_definition_of_the_scale_is_not_served(tmp_path, monkeypatch):

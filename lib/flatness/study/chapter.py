@@ -187,7 +187,10 @@ def chapter_result(chapter: Chapter, scale: str | Scale = "smoke",
     committed = committed_path(chapter.name, spec.scale.name)
     if not recompute:
         result = committed_result(chapter.name, definition)
-        if result is not None and _matches(result, explicit):
+        # publishing computes the parameters asked for, defaults included: a committed result
+        # of other parameters (a partial map, say) is not published again in their place
+        wanted = to_jsonable(params) if publish else explicit
+        if result is not None and _matches(result, wanted):
             return result
     ctx = spec.open()
     # the code commit is part of the key: a changed summary is recomputed (its jobs are cached)
