@@ -37,6 +37,39 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HVP_MODES = ("fwd-rev", "rev-rev")
 
 
+def saved_bytes(roots: tuple[torch.Tensor, ...]) -> int:
+    """Bytes of the tensors the autograd graph behind ``roots`` has saved for its backward.
+
+    Read from the graph's nodes (their documented ``_saved_*`` attributes), each storage once,
+    after the graph is built: a ``saved_tensors_hooks`` pack hook that hands back the tensor it
+    measures would tie every saved output to its own node through a Python object, a cycle the
+    garbage collector cannot see, and each operator's graphs (~0.6 GB per ResNet-18 epoch at
+    500 images) would never be freed.
+    """
+    seen_nodes: set[int] = set()
+    seen_data: set[int] = set()
+    total = 0
+    stack = [r.grad_fn for r in roots if r.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        for name in dir(node):
+            if not name.startswith("_saved_"):
+                continue
+            try:
+                value = getattr(node, name)
+            except RuntimeError:  # a saved variable already freed
+                continue
+            for t in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(t, torch.Tensor) and t.data_ptr() not in seen_data:
+                    seen_data.add(t.data_ptr())
+                    total += t.numel() * t.element_size()
+        stack.extend(n for n, _ in node.next_functions if n is not None)
+    return total
+
+
 class HessianOperator:
     """The Hessian of the subset loss at the model's weights, a linear operator on flat vectors."""
 
@@ -91,16 +124,10 @@ class HessianOperator:
         self._leaves = tuple(p.detach().requires_grad_(True) for p in self.params)
         self._graphs, per_batch, budget = [], 0, memory_budget(self.device)
         for x, y, weight in self.batches:
-            saved: dict[int, int] = {}
-
-            def pack(t: torch.Tensor, saved: dict[int, int] = saved) -> torch.Tensor:
-                saved[t.data_ptr()] = t.numel() * t.element_size()
-                return t
-
-            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.enable_grad():
                 loss = self._loss(self._leaves, x, y) * weight
                 self._graphs.append(torch.autograd.grad(loss, self._leaves, create_graph=True))
-            per_batch = per_batch or sum(saved.values())
+            per_batch = per_batch or saved_bytes(self._graphs[0])
             if per_batch * len(self._graphs) > budget:
                 self._graphs.pop()
                 break
