@@ -195,3 +195,17 @@ def test_parameters_table_lists_every_parameter_with_type_value_and_help() -> No
     assert factor == ("| `lgv_lr_factor` | Optional[float] | `None` | LGV: lr as a multiple of "
                       "the initial lr (default 2) |")
     assert any(r.startswith("| `recompute` | bool | `False` |") for r in rows)  # as its default
+
+
+def test_provenance_names_where_the_jobs_ran_and_who_summarised() -> None:
+    from flatness.study.report import devices_text, provenance_markdown
+
+    assert devices_text({"device": "cpu:x86_64 x2 threads"}) == "cpu:x86_64 x2 threads"
+    ran = {"cuda:NVIDIA H200": 40, "cpu:x86_64 x1 threads": 1}
+    assert devices_text({"device": "cpu:x86_64 x2 threads", "compute_devices": ran}) == (
+        "cuda:NVIDIA H200 (40 jobs), cpu:x86_64 x1 threads (1 job); "
+        "summarised on cpu:x86_64 x2 threads")
+    assert devices_text({"device": "cuda:NVIDIA H200", "compute_devices": ran}).endswith("(1 job)")
+    result = Result(kind="chapter", scale="cpu", config={}, data={}, seeds=[0], data_copy="c",
+                    provenance={"device": "cpu:x86_64 x2 threads", "compute_devices": ran})
+    assert "| device | cuda:NVIDIA H200 (40 jobs)" in provenance_markdown(result)

@@ -16,6 +16,7 @@ from flatness.io import write_text
 from flatness.results import Result, read_result
 from flatness.scales import get_scale
 from flatness.study.chapter import RESULT_KIND, staleness
+from flatness.study.report import devices_text
 
 HEADER = """# Reproducibility
 
@@ -74,7 +75,7 @@ def rows(results_dir: Path) -> list[tuple[str, ...]]:
         commit = str(prov.get("code_commit", "?"))
         table.append((
             name, result.kind, result.scale, ", ".join(map(str, result.seeds)) or "?",
-            str(prov.get("device", "?")), result.data_copy or "?",
+            devices_text(prov), result.data_copy or "?",
             commit[:10] + ("+dirty" if commit.endswith("+dirty") else ""),
             _wall_time(prov.get("wall_time_s")),
             _wall_time(prov["compute_time_s"]) if "compute_time_s" in prov else "",

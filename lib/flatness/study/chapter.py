@@ -15,6 +15,7 @@ import dataclasses
 import importlib
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +228,7 @@ def _compute(chapter: Chapter, spec: StudySpec, ctx: StudyContext, params: dict[
         provenance=provenance(ctx.device, wall_time_s=round(time.perf_counter() - started, 1),
                               compute_time_s=round(_compute_time(every_job, outputs), 1),
                               jobs=len(every_job), executor=executor,
+                              compute_devices=compute_devices(every_job, outputs),
                               precision=spec.scale.precision,
                               device_kind=device_kind(spec.device)),
     )
@@ -239,6 +241,18 @@ def _matches(result: Result, explicit: dict[str, Any]) -> bool:
     the chapter shows in its provenance table)."""
     committed = result.config.get("params", {})
     return all(committed.get(k) == v for k, v in explicit.items())
+
+
+def compute_devices(jobs: list[Job], outputs: dict[str, Any]) -> dict[str, int]:
+    """How many of ``jobs`` each device computed, as their outputs record it (a training run's
+    provenance, another job's ``device``); jobs computed before outputs named their device count
+    as ``"unrecorded"``. The summary's own ``device`` is only the process that summarised."""
+    counts: Counter[str] = Counter()
+    for job in jobs:
+        out = outputs.get(job.key(), {})
+        device = out.get("provenance", {}).get("device") if "provenance" in out else None
+        counts[str(device or out.get("device") or "unrecorded")] += 1
+    return dict(counts.most_common())
 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:

@@ -30,6 +30,7 @@ from flatness.data.derived import derived_source, register_name
 from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import get_minimizer_class
+from flatness.provenance import device_description
 from flatness.robust.params import RobustParams
 from flatness.scales import ModelSpec, Scale, scale_from_label
 from flatness.store import entry_path, get_or_compute, key_of, read_entry
@@ -135,6 +136,7 @@ class Job:
             start = time.perf_counter()
             output = self.compute(ctx)
             output["wall_time_s"] = round(time.perf_counter() - start, 3)
+            output.setdefault("device", device_description(ctx.device))  # who computed it
             return output
 
         return get_or_compute(self.output_path(ctx), timed,

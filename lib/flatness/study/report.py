@@ -15,7 +15,7 @@ def provenance_markdown(result: Result) -> str:
     compute = p.get("compute_time_s")
     rows = [
         ("scale", f"`{result.scale}`"),
-        ("device", p.get("device", "?")),
+        ("device", devices_text(p)),
         ("seeds", ", ".join(map(str, result.seeds)) or "-"),
         ("data copy", result.data_copy or "?"),
         ("code commit", f"`{p.get('code_commit', '?')}`"),
@@ -31,6 +31,16 @@ def provenance_markdown(result: Result) -> str:
         lines.append("**Smoke scale**: these numbers only prove the code paths run; they carry "
                      "no scientific claim. Re-run at `cpu`, `gpu` or `paper` scale.")
     return "\n".join(lines)
+
+
+def devices_text(p: dict[str, Any]) -> str:
+    """Where the jobs ran (jobs per device), and the process that summarised them if elsewhere."""
+    counts = p.get("compute_devices")
+    if not counts:
+        return str(p.get("device", "?"))
+    ran = ", ".join(f"{device} ({n} job{'s' if n != 1 else ''})" for device, n in counts.items())
+    summary = p.get("device")
+    return ran if summary in counts or summary is None else f"{ran}; summarised on {summary}"
 
 
 def _compact(value: Any) -> str:
