@@ -136,6 +136,42 @@ def test_build_det_artifact_provenance_reload_and_corruption(cifar_tiny):
     assert rebuilt.built and np.array_equal(rebuilt.artifact.images, art.images)  # deterministic
 
 
+class StopConstruction(Exception):
+    """A stop in the middle of a construction (a kill, a session's end)."""
+
+
+def test_a_stopped_construction_resumes_from_its_finished_chunks(cifar_tiny, monkeypatch):
+    """Chunks finished before a stop are reused (a corrupt one is recomputed), the result is
+    the uninterrupted build's, and the chunks are removed once the artifact is saved."""
+    from flatness.robust import construct
+
+    invert = construct.invert_representation
+    calls = []
+
+    def stopping(*args, **kwargs):
+        if len(calls) == 2:
+            raise StopConstruction("stopped")
+        calls.append(1)
+        return invert(*args, **kwargs)
+
+    tiny = {**TINY, "chunk": 10}
+    done = build_dataset("d_r", "smoke", data=cifar_tiny, device="cpu", force=True, **tiny)
+    parts = artifact_path("d_r", done.key).with_suffix(".parts")
+    assert not parts.exists()  # chunks removed once the artifact is saved
+    monkeypatch.setattr(construct, "invert_representation", stopping)
+    with pytest.raises(StopConstruction):
+        build_dataset("d_r", "smoke", data=cifar_tiny, device="cpu", force=True, **tiny)
+    assert sorted(p.name for p in parts.iterdir()) == ["00000.pt", "00001.pt"]
+    (parts / "00001.pt").write_bytes(b"truncated")
+    artifact_path("d_r", done.key).unlink()
+    calls.clear()
+    monkeypatch.setattr(construct, "invert_representation",
+                        lambda *a, **k: calls.append(1) or invert(*a, **k))
+    resumed = build_dataset("d_r", "smoke", data=cifar_tiny, device="cpu", **tiny)
+    assert resumed.built and len(calls) == 3  # chunk 0 reused; 1 (corrupt), 2 and 3 computed
+    assert np.array_equal(resumed.artifact.images, done.artifact.images) and not parts.exists()
+
+
 def test_d_r_uses_the_robust_model_and_keeps_labels(cifar_tiny):
     built = build_dataset("d_r", "smoke", data=cifar_tiny, device="cpu", **TINY)
     prov = built.artifact.provenance

@@ -5,13 +5,18 @@ robust model with L2 PGD adversarial training, the standard model with the same 
 without it. ``D_R`` inverts the robust model's representation, ``D_NR`` the standard model's
 (Ilyas et al. section 3.1 and their released ``non_robust_CIFAR``); ``D_rand`` / ``D_det`` are
 the standard model's targeted adversarial examples relabelled with the target (section 3.2).
+A construction saves each finished chunk, so a stopped build (D_R's inversion takes about an
+hour on 2 CPU cores at the cpu scale) resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +34,8 @@ from flatness.data.derived import (
     save_artifact,
 )
 from flatness.device import resolve_device
+from flatness.io import save_torch
+from flatness.progress import track
 from flatness.provenance import provenance
 from flatness.robust import construct
 from flatness.robust.params import (
@@ -112,18 +119,24 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
 
     started = time.perf_counter()
     extra: dict[str, Any] = {}
+    parts = path.with_suffix(".parts")  # finished chunks: a stop loses one chunk at most
+    if force:
+        shutil.rmtree(parts, ignore_errors=True)
     if kind in INVERSION_KINDS:
         x0 = construct.start_images(x, params.start, generator)
-        images = construct.invert_representation(
-            model, x, x0, iterations=params.iterations, step_size=params.inversion_step_size,
-            batch_size=params.chunk)
+        (images,) = in_chunks(parts, len(x), params.chunk, f"construct {kind}", lambda s: (
+            construct.invert_representation(
+                model, x[s], x0[s], iterations=params.iterations,
+                step_size=params.inversion_step_size, batch_size=params.chunk, progress=False),),
+            dev)
         labels = y
     else:
         targets = (construct.random_targets(y, len(subset.classes), generator)
                    if kind == "d_rand" else construct.next_class_targets(y, len(subset.classes)))
-        images, labels = construct.targeted_relabel(
-            model, x, y, targets, eps=params.attack_eps, steps=params.attack_steps,
-            step_size=params.attack_step_size, batch_size=params.chunk)
+        images, labels = in_chunks(parts, len(x), params.chunk, f"construct {kind}", lambda s: (
+            construct.targeted_relabel(
+                model, x[s], y[s], targets[s], eps=params.attack_eps, steps=params.attack_steps,
+                step_size=params.attack_step_size, batch_size=params.chunk)), dev)
     quantised = quantise(images)
     labels_np = labels.cpu().numpy()
     seconds = time.perf_counter() - started
@@ -147,7 +160,37 @@ def build_dataset(kind: str, scale: str | Scale = "smoke", *, data: str | os.Pat
     )
     artifact = DatasetArtifact(quantised, labels_np.astype(np.int64), subset.classes, prov)
     save_artifact(path, artifact)
+    shutil.rmtree(parts, ignore_errors=True)
     return _registered(Built(kind, key, artifact, built=True), scale, train_set.source, overrides)
+
+
+def in_chunks(parts: Path, n: int, chunk: int, desc: str,
+              compute: Callable[[slice], tuple[torch.Tensor, ...]],
+              device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
+    """``compute`` over ``[0, n)`` chunk by chunk, concatenated on ``device``; each finished
+    chunk is saved under ``parts`` (atomically) and reused by a later call, so a stopped
+    construction resumes.
+
+    Every chunk of the construction depends only on its own images (start images and targets
+    are drawn up front), so the result does not depend on where it was stopped; an unreadable
+    or mis-sized chunk is recomputed.
+    """
+    pieces = []
+    for i, lo in enumerate(track(range(0, n, chunk), desc, "chunk")):
+        s, size, path = slice(lo, min(lo + chunk, n)), min(chunk, n - lo), parts / f"{i:05d}.pt"
+        piece = None
+        if path.is_file():
+            try:
+                piece = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a corrupt chunk is recomputed, not trusted
+                piece = None
+            if not (isinstance(piece, tuple) and all(len(t) == size for t in piece)):
+                piece = None
+        if piece is None:
+            piece = tuple(t.detach().cpu() for t in compute(s))
+            save_torch(path, piece)
+        pieces.append(piece)
+    return tuple(torch.cat([p[j] for p in pieces]).to(device) for j in range(len(pieces[0])))
 
 
 def dataset_name(kind: str, scale: Scale) -> str:

@@ -70,7 +70,8 @@ def representation_distance(model: nn.Module, a: torch.Tensor, b: torch.Tensor,
 
 def invert_representation(model: nn.Module, target: torch.Tensor, start: torch.Tensor, *,
                           iterations: int, step_size: float, batch_size: int = 500,
-                          channels_last: bool | None = None) -> torch.Tensor:
+                          channels_last: bool | None = None,
+                          progress: bool | None = None) -> torch.Tensor:
     """Images from ``start`` whose representation ``model.forward_features`` matches ``target``'s.
 
     Minimises ``||g(x_r) - g(x)||_2`` per example by ``iterations`` steps
@@ -84,7 +85,7 @@ def invert_representation(model: nn.Module, target: torch.Tensor, start: torch.T
     out = torch.empty_like(start)
     with attack_mode([model], channels_last):
         for lo in track(range(0, start.shape[0], batch_size), "representation inversion",
-                        "batch"):
+                        "batch", progress=progress):
             x = start[lo:lo + batch_size].to(device, torch.float32).contiguous(memory_format=layout)
             with torch.no_grad(), autocast(device):
                 goal = model.forward_features(
