@@ -138,7 +138,6 @@ def test_single_vector_products_agree_whatever_the_graphs_kept(trained, budget, 
     model.train()
 
 
-
 def test_retained_graphs_are_measured_exactly_and_freed_with_their_operator(trained) -> None:
     """The graph's saved bytes are what a pack hook sees, and nothing outlives the operator.
 
@@ -181,6 +180,7 @@ def test_retained_graphs_are_measured_exactly_and_freed_with_their_operator(trai
         del op
     assert live_tensors() <= before + 1  # the loop variable's last product at most
     model.train()
+
 
 def test_engines_agree_on_trained_convnet(trained) -> None:
     model, images, labels = trained

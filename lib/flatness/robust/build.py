@@ -177,20 +177,24 @@ def in_chunks(parts: Path, n: int, chunk: int, desc: str,
     """
     pieces = []
     for i, lo in enumerate(track(range(0, n, chunk), desc, "chunk")):
-        s, size, path = slice(lo, min(lo + chunk, n)), min(chunk, n - lo), parts / f"{i:05d}.pt"
-        piece = None
-        if path.is_file():
-            try:
-                piece = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # a corrupt chunk is recomputed, not trusted
-                piece = None
-            if not (isinstance(piece, tuple) and all(len(t) == size for t in piece)):
-                piece = None
+        s, path = slice(lo, min(lo + chunk, n)), parts / f"{i:05d}.pt"
+        piece = _finished_chunk(path, s.stop - s.start)
         if piece is None:
             piece = tuple(t.detach().cpu() for t in compute(s))
             save_torch(path, piece)
         pieces.append(piece)
     return tuple(torch.cat([p[j] for p in pieces]).to(device) for j in range(len(pieces[0])))
+
+
+def _finished_chunk(path: Path, size: int) -> tuple[torch.Tensor, ...] | None:
+    """The chunk saved at ``path``; None when missing, unreadable or not ``size`` long."""
+    if not path.is_file():
+        return None
+    try:
+        piece = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a corrupt chunk is recomputed, not trusted
+        return None
+    return piece if isinstance(piece, tuple) and all(len(t) == size for t in piece) else None
 
 
 def dataset_name(kind: str, scale: Scale) -> str:

@@ -250,8 +250,8 @@ def compute_devices(jobs: list[Job], outputs: dict[str, Any]) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for job in jobs:
         out = outputs.get(job.key(), {})
-        device = out.get("provenance", {}).get("device") if "provenance" in out else None
-        counts[str(device or out.get("device") or "unrecorded")] += 1
+        device = out.get("provenance", {}).get("device") or out.get("device")
+        counts[str(device or "unrecorded")] += 1
     return dict(counts.most_common())
 
 
