@@ -172,7 +172,10 @@ def test_the_map_chooses_the_best_transferring_cell_among_those_that_fit():
     assert choice.cell["train_subset"] == 20 and choice.fits  # 30 transfers more but underfits
     assert "transfer best of the 2 cells" in choice.reason
     assert "is this cell" in recommendation_markdown(data, (20, 6, 0.25))
-    assert "is not this cell" in recommendation_markdown(data, (10, 6, 0.25))
+    other = recommendation_markdown(data, (10, 6, 0.25))
+    assert "(10 images, 6 epochs, width 0.25) is another cell of the map" in other
+    assert "99.0 % training and 50.0 % test accuracy and fool 30.0 %" in other
+    assert "is not on the map" in recommendation_markdown(data, (10, 90, 0.25))
 
 
 def test_without_a_cell_that_fits_the_map_says_so():

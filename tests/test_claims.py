@@ -29,7 +29,15 @@ from flatness.study.claims import (
     decide,
     standing,
 )
-from flatness.study.findings import readme_section, readme_table, results_markdown
+from flatness.study.findings import (
+    REGIME_END,
+    REGIME_START,
+    readme_regime,
+    readme_section,
+    readme_table,
+    regime_markdown,
+    results_markdown,
+)
 from flatness.study.report import claims_markdown
 
 UP = [0.10, 0.12, 0.11, 0.09]  # t = 0.105 / (0.0129 / 2) = 16: beyond with four seeds
@@ -141,6 +149,41 @@ def test_the_readme_table_is_generated_from_the_committed_results():
         "README.md's results table is out of date: run "
         "`python -c 'from pathlib import Path; from flatness.study.findings import "
         "update_readme; update_readme(Path(\"README.md\"))'`")
+
+
+def test_the_readme_regime_is_generated_from_the_committed_results():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert readme_section(readme, REGIME_START, REGIME_END) == readme_regime(), (
+        "README.md's regime statement is out of date: run `python -c 'from pathlib import "
+        "Path; from flatness.study.findings import update_readme; "
+        "update_readme(Path(\"README.md\"))'`")
+
+
+def test_the_regime_statement_places_each_scale_on_its_committed_map(tmp_path, monkeypatch):
+    from flatness.results import Result, write_result
+    from flatness.study.chapter import RESULT_KIND, committed_path
+    from flatness.study.chapters import get_chapter
+
+    def result(chapter, scale, **data):
+        return Result(kind=RESULT_KIND, scale=scale, data=data, config={
+            "chapter": chapter, "summary_version": get_chapter(chapter).summary_version})
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    smoke = {"lr_decay": result("lr_decay", "smoke"), "sharpness": None}
+    assert regime_markdown(smoke).startswith("Only `smoke` results")
+    cpu = {"lr_decay": result("lr_decay", "cpu"), "sharpness": result("sharpness", "cpu"),
+           "minimizers": result("minimizers", "gpu")}
+    text = regime_markdown(cpu)
+    assert "**`cpu`** (2. Learning-rate decay, 3. Sharpness). No current regime map" in text
+    assert "**`gpu`** (4. Minimizers). No current regime map" in text
+    # a map at cpu whose choice is another recipe than the scale's
+    cells = [{"cell": {"train_subset": n, "epochs": 6, "width": 0.25, "label": f"{n} images"},
+              "rhos": {"0": {"train_acc_mean": 0.95, "test_acc_mean": 0.6,
+                             "success_mean": n / 100}}} for n in (10, 20)]
+    write_result(committed_path("regimes", "cpu"), result("regimes", "cpu", cells=cells))
+    text = regime_markdown(cpu)
+    assert "**`cpu`** (2. Learning-rate decay, 3. Sharpness). **The map's choice: 20 images**" \
+        in text and "is not on the map" in text and "No current regime map" in text  # gpu
 
 
 def test_a_chapter_without_a_result_is_not_computed():

@@ -2,22 +2,26 @@
 
 Statuses come from :mod:`flatness.study.claims` through each chapter's analysis
 (:mod:`flatness.study.analysis`), the very objects the chapter pages render, so the two can
-not disagree. The README's results table is :func:`readme_table` of the committed results
-(``tests/test_claims.py`` checks that it is up to date).
+not disagree. The README's results table is :func:`readme_table` of the committed results,
+and the regime they come from :func:`readme_regime` (``tests/test_claims.py`` checks that
+both are up to date).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from flatness.results import Result
-from flatness.study.analysis import CHAPTERS, all_claims
+from flatness.scales import get_scale
+from flatness.study.analysis import CHAPTERS, TITLES, all_claims
 from flatness.study.claims import Claim
 from flatness.study.report import claims_table
 
 #: The README's generated table sits between these two lines.
 README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
+#: The README's generated regime statement sits between these two lines.
+REGIME_START, REGIME_END = "<!-- regime:start -->", "<!-- regime:end -->"
 
 
 def load_results(loader: Callable[[str], Result | None]) -> dict[str, Result | None]:
@@ -30,16 +34,50 @@ def results_markdown(results: dict[str, Result | None]) -> str:
     return claims_table(all_claims(results))
 
 
-def committed_claims() -> list[Claim]:
-    """Every claim of the committed results (the largest current scale per chapter)."""
-    from flatness.scales import get_scale
+def regime_markdown(results: Mapping[str, Result | None]) -> str:
+    """Where on the regime map (chapter 0) each scale of ``results`` sits: the map's choice
+    at that scale and whether the scale's surrogate recipe is that cell, so that no status is
+    read without the regime its surrogates were trained in."""
+    from flatness.study.analysis.regimes import recommendation_markdown
+    from flatness.study.chapter import PUBLISHED_SCALES, committed_result
+
+    scales = {r.scale for r in results.values() if r is not None}
+    if not scales - {"smoke"}:
+        return ("Only `smoke` results: they prove that the code runs, at no regime of the "
+                "paper's.")
+    parts = []
+    for name in sorted(scales, key=lambda s: (s not in PUBLISHED_SCALES, s)):
+        chapters = ", ".join(TITLES[c] for c, r in results.items() if r and r.scale == name)
+        head = f"**`{name}`** ({chapters})."
+        if name == "smoke":
+            parts.append(f"{head} Smoke results prove that the code runs; they carry no claim.")
+            continue
+        scale = get_scale(name)
+        recipe = (scale.train_subset, scale.epochs, scale.surrogate.width)
+        regimes = committed_result("regimes", scale)
+        if regimes is None:
+            parts.append(f"{head} No current regime map at this scale (`python -m flatness "
+                         f"chapter regimes --scale {name}`): its regime is not measured.")
+        else:
+            parts.append(f"{head} {recommendation_markdown(regimes.data, recipe)}")
+    return "\n\n".join(parts)
+
+
+def committed_results() -> dict[str, Result | None]:
+    """Every chapter's committed result at its largest current scale (None where only
+    ``smoke`` would serve it)."""
     from flatness.study.chapter import committed_result, resolve_scale
 
     def load(chapter: str) -> Result | None:
         scale = resolve_scale(chapter, "auto")
         return None if scale == "smoke" else committed_result(chapter, get_scale(scale))
 
-    return all_claims(load_results(load))
+    return load_results(load)
+
+
+def committed_claims() -> list[Claim]:
+    """Every claim of the committed results (the largest current scale per chapter)."""
+    return all_claims(committed_results())
 
 
 def readme_table() -> str:
@@ -47,19 +85,30 @@ def readme_table() -> str:
     return f"{README_START}\n{claims_table(committed_claims())}\n{README_END}"
 
 
-def readme_section(readme: Path) -> str:
-    """The generated table as it stands in ``readme`` (markers included)."""
-    text = readme.read_text()
-    start, end = text.index(README_START), text.index(README_END) + len(README_END)
-    return text[start:end]
+def readme_regime() -> str:
+    """The README's regime statement: :func:`regime_markdown` of the committed results,
+    between its markers."""
+    return f"{REGIME_START}\n{regime_markdown(committed_results())}\n{REGIME_END}"
+
+
+def _block(text: str, start: str, end: str) -> str:
+    first, last = text.index(start), text.index(end) + len(end)
+    return text[first:last]
+
+
+def readme_section(readme: Path, start: str = README_START, end: str = README_END) -> str:
+    """A generated block as it stands in ``readme`` (markers included; default: the table)."""
+    return _block(readme.read_text(), start, end)
 
 
 def update_readme(readme: Path) -> bool:
-    """Rewrite the README's table from the committed results; True when it changed."""
-    text = readme.read_text()
-    old = readme_section(readme)
-    new = readme_table()
-    if old == new:
+    """Rewrite the README's generated blocks (the table, the regime) from the committed
+    results; True when one changed."""
+    text = original = readme.read_text()
+    for (start, end), new in (((README_START, README_END), readme_table()),
+                              ((REGIME_START, REGIME_END), readme_regime())):
+        text = text.replace(_block(text, start, end), new)
+    if text == original:
         return False
-    readme.write_text(text.replace(old, new))
+    readme.write_text(text)
     return True

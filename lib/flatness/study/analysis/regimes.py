@@ -74,13 +74,24 @@ def recommendation_markdown(data: dict[str, Any], scale_cell: tuple[int | None, 
     lines = [f"**The map's choice: {c['label']}** — {choice.reason}: SGD's surrogates reach "
              f"{100 * choice.test_acc:.1f} % test accuracy and fool "
              f"{100 * choice.success:.1f} % of the targets on average."]
-    if tuple(scale_cell) == (c["train_subset"], c["epochs"], c["width"]):
+    def recipe(cell: dict[str, Any]) -> tuple[Any, ...]:
+        return cell["train_subset"], cell["epochs"], cell["width"]
+
+    if tuple(scale_cell) == recipe(c):
         lines.append("The scale's surrogate recipe is this cell.")
+        return "\n\n".join(lines)
+    size, epochs, width = scale_cell
+    own = f"The scale's surrogate recipe ({size or 'all'} images, {epochs} epochs, width {width:g})"
+    same = next((cell for cell in data["cells"] if recipe(cell["cell"]) == tuple(scale_cell)),
+                None)
+    if same is None or _sgd(same, "success") is None:
+        lines.append(f"{own} is not on the map: its chapters were computed in a regime the map "
+                     "does not measure.")
     else:
-        size, epochs, width = scale_cell
-        lines.append(f"The scale's surrogate recipe ({size or 'all'} images, {epochs} epochs, "
-                     f"width {width:g}) is not this cell: its chapters were computed elsewhere "
-                     "on the map, and read in another regime.")
+        train, test, success = (_sgd(same, k) for k in ("train_acc", "test_acc", "success"))
+        lines.append(f"{own} is another cell of the map: its SGD surrogates reach "
+                     f"{100 * (train or 0):.1f} % training and {100 * (test or 0):.1f} % test "
+                     f"accuracy and fool {100 * success:.1f} % of the targets on average.")
     return "\n\n".join(lines)
 
 
