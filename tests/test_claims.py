@@ -171,6 +171,7 @@ def test_the_regime_statement_places_each_scale_on_its_committed_map(tmp_path, m
     monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
     smoke = {"lr_decay": result("lr_decay", "smoke"), "sharpness": None}
     assert regime_markdown(smoke).startswith("Only `smoke` results")
+    assert regime_markdown({"lr_decay": None}).startswith("No chapter has a current result")
     cpu = {"lr_decay": result("lr_decay", "cpu"), "sharpness": result("sharpness", "cpu"),
            "minimizers": result("minimizers", "gpu")}
     text = regime_markdown(cpu)

@@ -42,7 +42,9 @@ def regime_markdown(results: Mapping[str, Result | None]) -> str:
     from flatness.study.chapter import PUBLISHED_SCALES, committed_result
 
     scales = {r.scale for r in results.values() if r is not None}
-    if not scales - {"smoke"}:
+    if not scales:
+        return "No chapter has a current result: there is no regime to place."
+    if scales == {"smoke"}:
         return ("Only `smoke` results: they prove that the code runs, at no regime of the "
                 "paper's.")
     parts = []
