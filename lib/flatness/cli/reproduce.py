@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated chapter names (default: all)")
     parser.add_argument("--executor", default="local", choices=["local", "ray"],
                         help="local: in this process; ray: one Ray task per job")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local executor: run jobs side by side in this many processes, "
+                             "each with cpu_count/N threads (or OMP_NUM_THREADS); default 1, "
+                             "in this process")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: start a local Ray instance)")
     parser.add_argument("--no-publish", action="store_true",
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
                           executor=args.executor, address=args.address,
-                          publish=not args.no_publish, compile=args.compile)
+                          publish=not args.no_publish, compile=args.compile,
+                          workers=args.workers)
     print(summary_table(summaries))
     return 0

@@ -1,7 +1,8 @@
 """The study: chapters as graphs of cached jobs, run in-process or on Ray.
 
 - :mod:`flatness.study.jobs`: training, transfer, sharpness, landscape and LGV jobs.
-- :mod:`flatness.study.executors`: :func:`run_jobs` (``local`` or ``ray``).
+- :mod:`flatness.study.executors`: :func:`run_jobs` (``local``, in this process or in
+  ``workers`` processes, or ``ray``).
 - :mod:`flatness.study.chapter`: :func:`chapter_result`, what the notebooks call.
 - :mod:`flatness.study.chapters`: each chapter's design, one module per chapter.
 - :mod:`flatness.study.analysis`: each chapter's analysis, one module per chapter.

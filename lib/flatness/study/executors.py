@@ -1,10 +1,20 @@
-"""Running the study's job graph: in this process, or as Ray tasks on an existing cluster.
+"""Running the study's job graph: in this process, in worker processes on this machine, or as
+Ray tasks on an existing cluster.
 
-Both executors run the same cached jobs; neither schedules anything itself. In-process, jobs
-run in dependency order. With Ray, each job becomes a task whose arguments include its
-dependencies' object references, so Ray starts it once they are done, on a worker that
-requests one GPU when the study runs on CUDA; outputs land in the shared cache directory
-(``FLATNESS_CACHE`` must name storage every worker sees).
+Every executor runs the same cached jobs. In-process, jobs run one at a time in dependency
+order. With ``workers`` > 1, a pool of spawned processes runs them side by side, each job as
+soon as the jobs it reads are finished, earlier jobs of the order first; each worker keeps one
+study context (its data and targets loaded once) and ``cpu_count // workers`` threads. One
+command then keeps a machine busy without splitting the chapters by hand between commands (the
+store's file locks keep any job from being computed twice, also across commands). On 2 CPU
+cores two single-thread workers train about as fast as one two-thread process
+(``benchmarks/workers.py``: 0.87x to 1.11x); a GPU, which one small surrogate leaves mostly
+idle, is where several workers should pay (``--device cuda``, not measured yet).
+
+With Ray, each job becomes a task whose arguments include its dependencies' object
+references, so Ray starts it once they are done, on a worker that requests one GPU when the
+study runs on CUDA; outputs land in the shared cache directory (``FLATNESS_CACHE`` must name
+storage every worker sees).
 
 A job recorded in the committed ledger (:mod:`flatness.ledger`) is read, not run, except where
 a job that must still compute reads its files (:func:`files_needed`): a transfer job recorded
@@ -56,10 +66,19 @@ def files_needed(ordered: list[Job], spec: StudySpec, ctx: StudyContext) -> set[
 
 
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
-             address: str | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Run ``jobs`` (and what they depend on); return each job's output by key."""
+             address: str | None = None, progress: bool | None = None,
+             workers: int = 1) -> dict[str, Any]:
+    """Run ``jobs`` (and what they depend on); return each job's output by key. ``workers``
+    > 1 runs the local executor's jobs in that many processes."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise FlatnessError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1 and executor != "local":
+        raise FlatnessError(f"workers is the local executor's; the {executor} executor "
+                            "schedules its own")
     ordered = closure(jobs, spec)
     if executor == "local":
+        if workers > 1:
+            return _run_processes(ordered, spec, workers, progress)
         return _run_local(ordered, spec, progress)
     if executor == "ray":
         return _run_ray(ordered, spec, address, progress)
@@ -75,6 +94,86 @@ def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> di
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
             bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
+    return outputs
+
+
+#: The study context of a worker process (:func:`_start_worker`), reused by all its jobs.
+_WORKER_CONTEXT: StudyContext | None = None
+
+
+def _start_worker(spec: StudySpec, threads: int) -> None:
+    global _WORKER_CONTEXT
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER_CONTEXT = spec.open()
+
+
+def _worker_task(job: Job, files: bool) -> dict[str, Any]:
+    """Body of one job in a worker process: the jobs it reads are finished (in the cache)."""
+    assert _WORKER_CONTEXT is not None, "the worker was not started by _start_worker"
+    return job.run(_WORKER_CONTEXT, files=files)
+
+
+def worker_threads(workers: int) -> int:
+    """Threads per worker process: ``OMP_NUM_THREADS`` when set, else the CPUs shared out."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
+                   progress: bool | None) -> dict[str, Any]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    ctx = spec.open()
+    needed = files_needed(ordered, spec, ctx)
+    reads = {job.key(): {dep.key() for dep in job.deps(spec)} for job in ordered}
+    waiting, outputs = list(ordered), {}
+    running: dict[Future, tuple[Job, float]] = {}
+    failed: list[str] = []
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(spec, worker_threads(workers)))
+    with pool, Progress(len(ordered), "study", "job", progress=progress) as bar:
+
+        def start_ready() -> None:
+            """Cached jobs are read here; the first jobs whose inputs are done go to idle
+            workers (never more at once than there are workers, so the order is kept)."""
+            progressed = True
+            while progressed and not failed:
+                progressed = False
+                for job in list(waiting):
+                    if len(running) >= workers:
+                        return
+                    if not all(key in outputs for key in reads[job.key()]):
+                        continue
+                    waiting.remove(job)
+                    files = job.key() in needed
+                    cached = job.cached_output(ctx, files)
+                    if cached is None:
+                        running[pool.submit(_worker_task, job, files)] = (job,
+                                                                          time.perf_counter())
+                        continue
+                    outputs[job.key()] = cached  # its dependents may be ready now: scan again
+                    bar.advance(note=f"0.0 s  {job.label}")
+                    progressed = True
+
+        start_ready()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job, started = running.pop(future)
+                try:
+                    outputs[job.key()] = future.result()
+                except Exception as exc:  # the others finish (their outputs are kept)
+                    failed.append(f"{job.label}: {type(exc).__name__}: {exc}")
+                    continue
+                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
+            start_ready()
+    if failed:
+        raise FlatnessError(f"{len(failed)} job(s) failed in a worker process (the finished "
+                            f"ones are cached; rerun to resume): {'; '.join(failed)}")
     return outputs
 
 

@@ -41,13 +41,16 @@ def default_plans(spec: StudySpec, names: list[str] | None = None
 def reproduce(scale: str | Scale, *, names: list[str] | None = None,
               data: str | os.PathLike | None = None, device: str | None = None,
               executor: str = "local", address: str | None = None, publish: bool = True,
-              progress: bool | None = None, compile: bool = False) -> list[ChapterSummary]:
+              progress: bool | None = None, compile: bool = False,
+              workers: int = 1) -> list[ChapterSummary]:
     """Run the study at ``scale`` and publish each chapter's result (see module docstring);
-    ``compile`` trains the surrogates ``torch.compile``-d (same keys, same cache)."""
+    ``compile`` trains the surrogates ``torch.compile``-d (same keys, same cache); ``workers``
+    > 1 runs the local executor's jobs in that many processes."""
     spec = StudySpec.create(scale, data, device, compile=compile)
     plans = default_plans(spec, names)
     jobs = [job for chapter, params in plans for job in chapter.jobs(spec, params)]
-    run_jobs(jobs, spec, executor=executor, address=address, progress=progress)
+    run_jobs(jobs, spec, executor=executor, address=address, progress=progress,
+             workers=workers)
     summaries = []
     for chapter, params in plans:  # every job is cached now: summarising is cheap and local
         result = chapter_result(chapter, spec.scale, params, data=data, device=device,

@@ -1,0 +1,108 @@
+"""The study's job graph run by worker processes: side by side, in dependency order, cached
+once, and a failing job stops only what reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from flatness.errors import FlatnessError
+from flatness.study import StudySpec, run_jobs
+from flatness.study.executors import worker_threads
+from flatness.study.jobs import Job
+
+
+@dataclass(frozen=True)
+class Sleep(Job):
+    """A job that sleeps and leaves, in ``log``, when and in which process it ran (spawned
+    workers import it from this module)."""
+
+    name: str
+    log: str
+    after: tuple[Sleep, ...] = ()
+    seconds: float = 0.0
+    fail: bool = False
+    kind: ClassVar[str] = "test-sleep"
+
+    @property
+    def label(self) -> str:
+        return f"sleep {self.name}"
+
+    def deps(self, spec: StudySpec) -> tuple[Job, ...]:
+        return self.after
+
+    def compute(self, ctx) -> dict:
+        start = time.time()
+        time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError(f"{self.name} breaks")
+        record = {"pid": os.getpid(), "start": start, "end": time.time()}
+        with open(Path(self.log) / "computed.jsonl", "a") as log:
+            log.write(json.dumps({"name": self.name, **record}) + "\n")
+        return {"name": self.name, **record}
+
+
+def computed(log: Path) -> dict[str, dict]:
+    path = log / "computed.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {(row := json.loads(line))["name"]: row for line in lines}
+
+
+def test_workers_run_independent_jobs_side_by_side_and_their_reader_after(tmp_path):
+    log = str(tmp_path)
+    a, b = Sleep("a", log, seconds=1.5), Sleep("b", log, seconds=1.5)
+    c = Sleep("c", log, after=(a, b))
+    spec = StudySpec.create("smoke")
+    outputs = run_jobs([c], spec, workers=2, progress=False)
+    assert [outputs[j.key()]["name"] for j in (a, b, c)] == ["a", "b", "c"]
+    runs = computed(tmp_path)
+    assert runs["a"]["pid"] != runs["b"]["pid"] and os.getpid() not in {r["pid"] for r in
+                                                                         runs.values()}
+    assert runs["a"]["start"] < runs["b"]["end"] and runs["b"]["start"] < runs["a"]["end"]
+    assert runs["c"]["start"] >= max(runs["a"]["end"], runs["b"]["end"])
+    # a second run reads every output from the cache: nothing is computed again
+    again = run_jobs([c], spec, workers=2, progress=False)
+    assert again == outputs and len(computed(tmp_path)) == 3
+
+
+def test_a_failing_job_stops_only_what_reads_it(tmp_path):
+    log = str(tmp_path)
+    broken, fine = Sleep("broken", log, fail=True), Sleep("fine", log, seconds=0.5)
+    reader = Sleep("reader", log, after=(broken,))
+    spec = StudySpec.create("smoke")
+    with pytest.raises(FlatnessError, match=r"1 job\(s\) failed .* sleep broken: "
+                                            r"RuntimeError: broken breaks"):
+        run_jobs([reader, fine], spec, workers=2, progress=False)
+    assert set(computed(tmp_path)) == {"fine"}  # finished and cached; the reader never ran
+    assert fine.output_path(spec.open()).is_file()
+
+
+def test_workers_are_checked_and_belong_to_the_local_executor():
+    spec = StudySpec.create("smoke")
+    for bad in (0, 1.5, True):
+        with pytest.raises(FlatnessError, match="workers must be an integer >= 1"):
+            run_jobs([], spec, workers=bad)
+    with pytest.raises(FlatnessError, match="the ray executor schedules its own"):
+        run_jobs([], spec, executor="ray", workers=2)
+
+
+def test_each_worker_gets_its_share_of_the_cpus_unless_told(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_threads(2) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert worker_threads(1) == (os.cpu_count() or 1)
+    assert worker_threads(10 * (os.cpu_count() or 1)) == 1
+
+
+def test_the_command_line_refuses_a_bad_worker_count_before_running_anything(capsys):
+    from flatness.cli import main
+
+    assert main(["reproduce", "--scale", "smoke", "--chapters", "lr_decay",
+                 "--workers", "0"]) == 2
+    assert "workers must be an integer >= 1, got 0" in capsys.readouterr().err
