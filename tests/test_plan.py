@@ -10,7 +10,7 @@ from flatness.cli import main
 from flatness.study import StudySpec
 from flatness.study.executors import closure
 from flatness.study.jobs import TrainJob
-from flatness.study.plan import PlannedJob, plan, plan_table, study_jobs
+from flatness.study.plan import PlannedJob, plan, plan_table, study_jobs, wall_time_s
 from flatness.study.reproduce import reproduce
 from flatness.training import TrainConfig
 
@@ -145,3 +145,27 @@ def test_progress_labels_tell_apart_runs_that_differ_in_schedule_or_adversarial_
     assert TrainJob(base).label == "train cifar10/resnet18@0.25 sgd() 90 ep lr/10 at 30,60 seed 1"
     assert "90 ep constant lr" in TrainJob(constant).label
     assert "sgd() adv l2 0.1x1 90 ep" in TrainJob(sat).label
+
+
+def test_the_wall_time_as_workers_follows_the_dependencies():
+    hour = 3600.0
+
+    def job(name, cached=False, seconds=0.0, reads=()):
+        return PlannedJob("minimizers", "train", name, cached, seconds, name, None, name,
+                          tuple(reads))
+
+    # a and b cost 2 h and 1 h (their siblings a0 and b0 recorded it), c reads both (1 h, by
+    # its kind's mean of the cached ones: (2 + 1) / 2 = 1.5 h), d reads the cached z
+    planned = [job("a0", True, 2 * hour), job("b0", True, hour), job("z", True, hour),
+               dataclasses.replace(job("a"), work="a0"), dataclasses.replace(job("b"), work="b0"),
+               job("c", reads=("a", "b")), job("d", reads=("z",))]
+    # one worker: the sum (2 + 1 + 4/3 + 4/3 h: c and d at the kind's cached mean)
+    mean = (2 + 1 + 1) / 3 * hour
+    assert wall_time_s(planned, 1) == pytest.approx(3 * hour + 2 * mean)
+    # two: a | b then d (ready at once), c waits for a: a ends at 2 h, c at 2 h + mean
+    assert wall_time_s(planned, 2) == pytest.approx(2 * hour + mean)
+    assert wall_time_s(planned, 8) == pytest.approx(2 * hour + mean)  # the critical path
+    last = plan_table(planned, workers=2).splitlines()[-1]
+    assert last.startswith(f"as 2 worker(s): about {(2 * hour + mean) / hour:.2f} h")
+    unknown = [*planned, PlannedJob("minimizers", "sharpness", "s", False, 0.0, key="s")]
+    assert wall_time_s(unknown, 2) is None and "about ? h" in plan_table(unknown, workers=2)

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compile_option(parser)
     parser.add_argument("--plan", action="store_true",
                         help="run nothing: per chapter and kind, the jobs cached and to run, "
-                             "and the compute time the cached ones recorded")
+                             "the compute time the cached ones recorded, an estimate for the "
+                             "rest, and (--workers N > 1) its wall time as N workers")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from flatness.study.plan import plan, plan_table
 
         print(plan_table(plan(StudySpec.create(scale_from_args(args), args.data, args.device),
-                              names)))
+                              names), workers=args.workers if args.workers > 1 else None))
         return 0
     summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
                           executor=args.executor, address=args.address,

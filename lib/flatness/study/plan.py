@@ -10,10 +10,15 @@ for training) at the rate the cached jobs of its kind recorded on this machine, 
 of its chapter's cached jobs of its kind (none when nothing of its kind is cached). A rough
 guide: architectures of equal width differ in cost, and a loaded machine records slower rates.
 Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
+
+With ``workers``, the table ends with the wall time those estimates give as that many workers
+(:func:`wall_time_s`: ``reproduce --workers N``'s schedule, each job once the jobs it reads are
+done, earlier jobs first): the compute still to run, spread as its dependencies allow.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from flatness.study.context import StudySpec
@@ -33,6 +38,8 @@ class PlannedJob:
     compute_s: float  # recorded by the cached output; 0 for a job still to run
     work: str = ""  # Job.work_key: the same work on other seeds
     units: float | None = None  # Job.work_units: the size of that work
+    key: str = ""  # Job.key
+    reads: tuple[str, ...] = ()  # the keys of the jobs it reads (Job.deps)
 
 
 def study_jobs(spec: StudySpec, names: list[str] | None = None) -> dict[str, list[Job]]:
@@ -60,30 +67,100 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
                 source_models.add(output.get("source_run"))
                 compute += float(output.get("source_model_wall_s") or 0.0)
             planned.append(PlannedJob(chapter, job.kind, job.label, output is not None,
-                                      compute, job.work_key(), job.work_units()))
+                                      compute, job.work_key(), job.work_units(), job.key(),
+                                      tuple(dep.key() for dep in job.deps(spec))))
     return planned
 
 
-def plan_table(planned: list[PlannedJob]) -> str:
+def plan_table(planned: list[PlannedJob], workers: int | None = None) -> str:
     """Per chapter and kind: jobs, cached, to run, the compute the cached ones recorded, and an
-    estimate for the rest (see the module docstring; ``?`` where nothing goes by)."""
+    estimate for the rest (see the module docstring; ``?`` where nothing goes by); with
+    ``workers``, a last line with the wall time as that many workers."""
     groups: dict[tuple[str, str], list[PlannedJob]] = {}
-    siblings: dict[str, list[float]] = {}
     for job in planned:
         groups.setdefault((job.chapter, job.kind), []).append(job)
-        if job.cached and job.work:
-            siblings.setdefault(job.work, []).append(job.compute_s)
-    rates = _rates(planned)
+    costs = job_estimates(planned)
     header = (f"{'chapter':18s} {'kind':11s} {'jobs':>5s} {'cached':>7s} {'to run':>7s} "
               f"{'recorded h':>11s} {'to run h':>9s}")
     rows, estimates = [], []
     for (chapter, kind), jobs in groups.items():
-        estimate = _estimate_s(jobs, siblings, rates.get(kind))
+        estimate = _sum([costs[id(job)] for job in jobs if not job.cached])
         estimates.append(estimate)
         rows.append(_line(chapter, kind, jobs, estimate))
-    total = None if None in estimates else sum(estimates)
+    total = _sum(estimates)
     rule = "-" * len(header)
-    return "\n".join([header, rule, *rows, rule, _line("total", "", planned, total)])
+    lines = [header, rule, *rows, rule, _line("total", "", planned, total)]
+    if workers is not None:
+        wall = wall_time_s(planned, workers)
+        lines.append(f"as {workers} worker(s): about "
+                     f"{'?' if wall is None else f'{wall / 3600:.2f}'} h of wall time still to "
+                     "run (each job at its estimate, in the order and dependencies of "
+                     f"reproduce --workers {workers})")
+    return "\n".join(lines)
+
+
+def _sum(values: list[float | None]) -> float | None:
+    return None if None in values else sum(v for v in values if v is not None)
+
+
+def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
+    """Seconds each job still costs, by ``id`` of its PlannedJob: 0 when cached; else its
+    cached siblings' mean (other seeds, any chapter), else its work at its kind's rate, else
+    the mean of its chapter's cached jobs of its kind; None: nothing to go by."""
+    siblings: dict[str, list[float]] = {}
+    group_cached: dict[tuple[str, str], list[float]] = {}
+    for job in planned:
+        if job.cached:
+            group_cached.setdefault((job.chapter, job.kind), []).append(job.compute_s)
+            if job.work:
+                siblings.setdefault(job.work, []).append(job.compute_s)
+    rates = _rates(planned)
+    costs: dict[int, float | None] = {}
+    for job in planned:
+        same_work = siblings.get(job.work) if job.work else None
+        cached = group_cached.get((job.chapter, job.kind))
+        rate = rates.get(job.kind)
+        if job.cached:
+            costs[id(job)] = 0.0
+        elif same_work:
+            costs[id(job)] = sum(same_work) / len(same_work)
+        elif rate is not None and job.units:
+            costs[id(job)] = job.units * rate
+        elif cached:
+            costs[id(job)] = sum(cached) / len(cached)
+        else:
+            costs[id(job)] = None
+    return costs
+
+
+def wall_time_s(planned: list[PlannedJob], workers: int) -> float | None:
+    """The wall time of the jobs still to run as ``workers`` workers: a simulation of
+    ``reproduce --workers``'s schedule (a cached job is read at once; a free worker takes the
+    earliest job whose inputs are done) with each job at its estimate; None when a job has
+    none. With one worker it is the total of the estimates."""
+    costs = job_estimates(planned)
+    if any(costs[id(job)] is None for job in planned):
+        return None
+    waiting = list(planned)  # dependencies first: one pass in order starts all that is ready
+    done: set[str] = set()
+    running: list[tuple[float, int, str]] = []  # (end, order, key)
+    now = 0.0
+    while waiting or running:
+        for order, job in enumerate(list(waiting)):
+            if len(running) >= workers:
+                break
+            if all(key in done for key in job.reads):
+                waiting.remove(job)
+                cost = costs[id(job)] or 0.0
+                if cost == 0.0:
+                    done.add(job.key)
+                else:
+                    heapq.heappush(running, (now + cost, order, job.key))
+        if not running:
+            break  # nothing runs and nothing is ready: it reads a job outside the plan
+        now, _, key = heapq.heappop(running)
+        done.add(key)
+    return now
 
 
 def _rates(planned: list[PlannedJob]) -> dict[str, float]:
@@ -95,28 +172,6 @@ def _rates(planned: list[PlannedJob]) -> dict[str, float]:
             seconds[job.kind] = seconds.get(job.kind, 0.0) + job.compute_s
             units[job.kind] = units.get(job.kind, 0.0) + job.units
     return {kind: seconds[kind] / units[kind] for kind in seconds}
-
-
-def _estimate_s(jobs: list[PlannedJob], siblings: dict[str, list[float]],
-                rate: float | None = None) -> float | None:
-    """Compute still to run: each job at its cached siblings' mean (other seeds, any chapter),
-    else its work at its kind's ``rate``, else at the mean of the group's cached jobs (None:
-    nothing to go by)."""
-    cached = [j.compute_s for j in jobs if j.cached]
-    total = 0.0
-    for job in jobs:
-        if job.cached:
-            continue
-        same_work = siblings.get(job.work) if job.work else None
-        if same_work:
-            total += sum(same_work) / len(same_work)
-        elif rate is not None and job.units:
-            total += job.units * rate
-        elif cached:
-            total += sum(cached) / len(cached)
-        else:
-            return None
-    return total
 
 
 def _line(chapter: str, kind: str, jobs: list[PlannedJob], estimate: float | None) -> str:
