@@ -168,4 +168,7 @@ def test_the_wall_time_as_workers_follows_the_dependencies():
     last = plan_table(planned, workers=2).splitlines()[-1]
     assert last.startswith(f"as 2 worker(s): about {(2 * hour + mean) / hour:.2f} h")
     unknown = [*planned, PlannedJob("minimizers", "sharpness", "s", False, 0.0, key="s")]
-    assert wall_time_s(unknown, 2) is None and "about ? h" in plan_table(unknown, workers=2)
+    assert wall_time_s(unknown, 2) is None
+    assert wall_time_s(unknown, 1, unknown_s=hour) == pytest.approx(4 * hour + 2 * mean)
+    assert (f"at least {(2 * hour + mean) / hour:.2f} h (1 jobs without an estimate count 0)"
+            in plan_table(unknown, workers=2))

@@ -91,11 +91,13 @@ def plan_table(planned: list[PlannedJob], workers: int | None = None) -> str:
     rule = "-" * len(header)
     lines = [header, rule, *rows, rule, _line("total", "", planned, total)]
     if workers is not None:
-        wall = wall_time_s(planned, workers)
-        lines.append(f"as {workers} worker(s): about "
-                     f"{'?' if wall is None else f'{wall / 3600:.2f}'} h of wall time still to "
-                     "run (each job at its estimate, in the order and dependencies of "
-                     f"reproduce --workers {workers})")
+        unknown = sum(costs[id(job)] is None for job in planned)
+        wall = wall_time_s(planned, workers, unknown_s=0.0)
+        amount = (f"about {wall / 3600:.2f} h" if not unknown else
+                  f"at least {wall / 3600:.2f} h ({unknown} jobs without an estimate count 0)")
+        lines.append(f"as {workers} worker(s): {amount} of wall time still to run (each job at "
+                     f"its estimate, in the order and dependencies of reproduce --workers "
+                     f"{workers})")
     return "\n".join(lines)
 
 
@@ -133,14 +135,18 @@ def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
     return costs
 
 
-def wall_time_s(planned: list[PlannedJob], workers: int) -> float | None:
+def wall_time_s(planned: list[PlannedJob], workers: int, unknown_s: float | None = None
+                ) -> float | None:
     """The wall time of the jobs still to run as ``workers`` workers: a simulation of
     ``reproduce --workers``'s schedule (a cached job is read at once; a free worker takes the
-    earliest job whose inputs are done) with each job at its estimate; None when a job has
-    none. With one worker it is the total of the estimates."""
+    earliest job whose inputs are done) with each job at its estimate. A job without one
+    costs ``unknown_s``; None (the default) makes the whole answer None. With one worker it
+    is the total of the estimates."""
     costs = job_estimates(planned)
-    if any(costs[id(job)] is None for job in planned):
-        return None
+    if any(cost is None for cost in costs.values()):
+        if unknown_s is None:
+            return None
+        costs = {k: unknown_s if cost is None else cost for k, cost in costs.items()}
     waiting = list(planned)  # dependencies first: one pass in order starts all that is ready
     done: set[str] = set()
     running: list[tuple[float, int, str]] = []  # (end, order, key)
