@@ -18,6 +18,9 @@ Sections, in order; each is timed, a failing one records its error and the next 
 5. ``mini_comparison``: one seed of SGD, SAM (rho 0.05) and l-SAM (rho 0.3) surrogates
    (ResNet-18 on all of CIFAR-10 for 16 epochs at full size), BIM on the scale's targets
    (``gpu``'s, trained briefly), success rate per target and mean.
+6. ``study_workers``: ``reproduce --workers`` on the device against one process
+   (``benchmarks/workers.py``: the cpu scale's small surrogate, which leaves a GPU mostly idle;
+   8 training jobs as 4 workers at full size).
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ SIZES: dict[str, dict[str, Any]] = {
                  minimizer_width=1.0, minimizer_rounds=5, minimizer_block=5, hessian_width=1.0,
                  hessian_steps=30, hessian_images=1000, hessian_batch=250, scale="gpu", width=1.0,
                  epochs=16, decays=(8, 12), train_subset=None, target_epochs=3,
-                 target_train_subset=None, attack_images=1000, attack_steps=10, budget_s=480),
+                 target_train_subset=None, attack_images=1000, attack_steps=10, budget_s=480,
+                 study_jobs=8, study_workers=4, study_images=10000, study_epochs=2,
+                 study_eval_images=2000),
     "smoke": dict(throughput_images=256, throughput_width=0.0625, workers=1, compile=False,
                   minimizer_width=0.0625, minimizer_rounds=1, minimizer_block=2,
                   hessian_width=0.0625, hessian_steps=10, hessian_images=64, hessian_batch=32,
                   scale="smoke", width=0.0625,
                   epochs=2, decays=(1,), train_subset=None, target_epochs=1,
-                  target_train_subset=None, attack_images=8, attack_steps=2, budget_s=600),
+                  target_train_subset=None, attack_images=8, attack_steps=2, budget_s=600,
+                  study_jobs=2, study_workers=2, study_images=40, study_epochs=1,
+                  study_eval_images=20),
 }
 LSAM_RHO = 0.3  # l-SAM: the smoke grid's large rho, mid-grid at gpu (chapter 4's RHOS)
 
@@ -181,6 +188,14 @@ def mini_comparison(device: torch.device, size: dict, data: str | None, out: Pat
     return result
 
 
+def study_workers(device: torch.device, size: dict, data: str | None, out: Path) -> dict:
+    """The study's jobs in worker processes against one process (benchmarks/workers.py)."""
+    from workers import compare
+
+    return compare(size["study_jobs"], size["study_workers"], size["study_images"],
+                   size["study_epochs"], str(device), data, size["study_eval_images"])
+
+
 def _finite(data: Any) -> Any:
     """``data`` with NaN and infinities as ``None`` (strict JSON)."""
     if isinstance(data, float) and not math.isfinite(data):
@@ -195,6 +210,7 @@ def _finite(data: Any) -> Any:
 SECTIONS: dict[str, Callable[..., dict]] = {
     "cuda_tests": cuda_tests, "train_throughput": train_throughput,
     "minimizer_steps": minimizer_steps, "hessian": hessian, "mini_comparison": mini_comparison,
+    "study_workers": study_workers,
 }
 
 

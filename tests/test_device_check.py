@@ -28,7 +28,7 @@ def test_device_check_runs_end_to_end_on_cpu_at_smoke_size(make_cifar_copy, tmp_
     sections = report["sections"]
     assert proc.returncode == 0, {k: v["status"] for k, v in sections.items()}
     assert list(sections) == ["cuda_tests", "train_throughput", "minimizer_steps", "hessian",
-                              "mini_comparison"]
+                              "mini_comparison", "study_workers"]
     assert sections["cuda_tests"]["skipped"] > 0 and sections["cuda_tests"]["failed"] == 0
     assert sections["train_throughput"]["eager"]["ratio"] > 0
     assert sections["train_throughput"]["eager"]["precision"] in ("fp32", "bf16")
@@ -38,4 +38,6 @@ def test_device_check_runs_end_to_end_on_cpu_at_smoke_size(make_cifar_copy, tmp_
     comparison = sections["mini_comparison"]["surrogates"]
     assert set(comparison) == {"sgd", "sam", "l-sam"}
     assert all(run["precision"] in ("fp32", "bf16") for run in comparison.values())
+    workers = sections["study_workers"]
+    assert workers["jobs"] == 2 and workers["ratio"] > 0 and workers["workers_s"] > 0
     assert report["total_s"] < 240
