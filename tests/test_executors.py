@@ -106,3 +106,17 @@ def test_the_command_line_refuses_a_bad_worker_count_before_running_anything(cap
     assert main(["reproduce", "--scale", "smoke", "--chapters", "lr_decay",
                  "--workers", "0"]) == 2
     assert "workers must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_jobs_stored_before_a_run_count_as_done_not_towards_its_pace(tmp_path, capsys, workers):
+    """A resumed study reads its finished jobs in no time: they are counted before the first
+    line, so that the estimate of what remains follows the jobs it computes."""
+    log = str(tmp_path)
+    spec = StudySpec.create("smoke")
+    first = Sleep("first", log)
+    run_jobs([first], spec, progress=False)
+    run_jobs([Sleep("second", log, after=(first,))], spec, workers=workers)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines if line.startswith("study:")] == [
+        "study: job 2/2"]

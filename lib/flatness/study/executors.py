@@ -65,6 +65,13 @@ def files_needed(ordered: list[Job], spec: StudySpec, ctx: StudyContext) -> set[
     return needed
 
 
+def cached_at_start(ordered: list[Job], ctx: StudyContext, needed: set[str]) -> set[str]:
+    """Keys of the jobs of ``ordered`` already stored (cache, or ledger where their files are
+    not ``needed``): a run counts them as done before it starts, so that its estimate of what
+    remains follows the jobs it computes, not the ones it reads in no time."""
+    return {job.key() for job in ordered if job.cached_output(ctx, job.key() in needed) is not None}
+
+
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
              address: str | None = None, progress: bool | None = None,
              workers: int = 1) -> dict[str, Any]:
@@ -88,12 +95,15 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
     needed = files_needed(ordered, spec, ctx)
+    stored = cached_at_start(ordered, ctx, needed)
     outputs = {}
-    with Progress(len(ordered), "study", "job", progress=progress) as bar:
+    with Progress(len(ordered), "study", "job", progress=progress,
+                  initial=len(stored)) as bar:
         for job in ordered:
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
-            bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
+            if job.key() not in stored:
+                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
     return outputs
 
 
@@ -129,13 +139,15 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
 
     ctx = spec.open()
     needed = files_needed(ordered, spec, ctx)
+    stored = cached_at_start(ordered, ctx, needed)
     reads = {job.key(): {dep.key() for dep in job.deps(spec)} for job in ordered}
     waiting, outputs = list(ordered), {}
     running: dict[Future, tuple[Job, float]] = {}
     failed: list[str] = []
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(spec, worker_threads(workers)))
-    with pool, Progress(len(ordered), "study", "job", progress=progress) as bar:
+    with pool, Progress(len(ordered), "study", "job", progress=progress,
+                        initial=len(stored)) as bar:
 
         def start_ready() -> None:
             """Cached jobs are read here; the first jobs whose inputs are done go to idle
@@ -156,7 +168,8 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
                                                                           time.perf_counter())
                         continue
                     outputs[job.key()] = cached  # its dependents may be ready now: scan again
-                    bar.advance(note=f"0.0 s  {job.label}")
+                    if job.key() not in stored:  # stored meanwhile, by another command
+                        bar.advance(note=f"0.0 s  {job.label}")
                     progressed = True
 
         start_ready()
