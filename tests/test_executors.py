@@ -28,6 +28,7 @@ class Sleep(Job):
     after: tuple[Sleep, ...] = ()
     seconds: float = 0.0
     fail: bool = False
+    announce: bool = False  # leave <name>.pid in ``log`` when it starts
     kind: ClassVar[str] = "test-sleep"
 
     @property
@@ -39,6 +40,8 @@ class Sleep(Job):
 
     def compute(self, ctx) -> dict:
         start = time.time()
+        if self.announce:
+            (Path(self.log) / f"{self.name}.pid").write_text(str(os.getpid()))
         time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError(f"{self.name} breaks")
@@ -120,3 +123,36 @@ def test_jobs_stored_before_a_run_count_as_done_not_towards_its_pace(tmp_path, c
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[0] for line in lines if line.startswith("study:")] == [
         "study: job 2/2"]
+
+
+def test_workers_stop_when_the_study_that_started_them_is_killed(tmp_path):
+    """A killed study (SIGKILL: no cleanup) leaves no worker computing on."""
+    import signal
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    script = (f"from test_executors import Sleep\n"
+              f"from flatness.study import StudySpec, run_jobs\n"
+              f"run_jobs([Sleep('long', {str(tmp_path)!r}, seconds=120, announce=True)], "
+              f"StudySpec.create('smoke'), workers=2, progress=False)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent / "lib")])}
+    study = subprocess.Popen([sys.executable, "-c", script], env=env)
+    marker = tmp_path / "long.pid"
+    deadline = time.time() + 120
+    while not marker.is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    worker = int(marker.read_text())
+    study.send_signal(signal.SIGKILL)
+    study.wait(30)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived the killed study by 15 s")
+    assert not computed(tmp_path)  # the job never finished

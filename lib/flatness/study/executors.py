@@ -113,10 +113,21 @@ _WORKER_CONTEXT: StudyContext | None = None
 
 def _start_worker(spec: StudySpec, threads: int) -> None:
     global _WORKER_CONTEXT
+    import threading
+
     import torch
 
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     _WORKER_CONTEXT = spec.open()
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Stop this worker once the study that started it is gone (killed: no cleanup ran), so
+    that no orphan keeps a CPU and a job's lock; the job resumes from its cache next time."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _worker_task(job: Job, files: bool) -> dict[str, Any]:
