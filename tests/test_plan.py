@@ -172,3 +172,17 @@ def test_the_wall_time_as_workers_follows_the_dependencies():
     assert wall_time_s(unknown, 1, unknown_s=hour) == pytest.approx(4 * hour + 2 * mean)
     assert (f"at least {(2 * hour + mean) / hour:.2f} h (1 jobs without an estimate count 0)"
             in plan_table(unknown, workers=2))
+
+
+def test_a_running_study_weighs_each_job_by_its_expected_seconds():
+    from flatness.study.estimates import expected_seconds
+
+    def job(name, cached=False, seconds=0.0, work="", kind="train"):
+        return PlannedJob("", kind, name, cached, seconds, work, None, name)
+
+    planned = [job("a0", True, 600.0, "a"), job("a1", work="a"), job("b1", work="b"),
+               job("t1", kind="transfer")]
+    # a1: its sibling's 600 s; b1: the kind's stored mean (600 s); the transfer: nothing of
+    # its kind stored, so the mean of the others
+    assert expected_seconds(planned) == {"a1": 600.0, "b1": 600.0, "t1": 600.0}
+    assert expected_seconds([job("t1", kind="transfer")]) == {"t1": 1.0}  # nothing to go by

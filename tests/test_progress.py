@@ -87,3 +87,14 @@ def test_a_bar_on_a_terminal_writes_no_lines() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(4.4, "4s"), (187, "3m07s"), (7500, "2h05m")])
 def test_duration(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_units_of_unequal_work_estimate_what_remains_by_their_work(monkeypatch) -> None:
+    log = io.StringIO()
+    now = [0.0]
+    monkeypatch.setattr(prog.time, "perf_counter", lambda: now[0])
+    bar = Progress(3, "study", "job", stream=log, initial=1, work_total=100.0)
+    now[0] = 10.0
+    bar.advance(work=10.0)  # a small job: 10 of 100 units of work in 10 s
+    assert "job 2/3, 10s elapsed, ~1m30s left" in log.getvalue()  # by the count: ~10s
+    bar.close()

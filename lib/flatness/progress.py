@@ -53,13 +53,18 @@ class Progress:
 
     ``initial`` units were done before (a resumed run): they count towards the total but not
     towards the rate, so the estimate of what remains uses this session's speed only.
+
+    Units of unequal size (a study's jobs: a training run, an attack) can carry their
+    expected ``work`` (any unit, e.g. estimated seconds): with ``work_total``, the work still
+    to do at the rate measured on the work done gives the estimate, instead of the count.
     """
 
     def __init__(self, total: int | None, desc: str, unit: str, *, initial: int = 0,
                  progress: bool | None = None, stream: TextIO | None = None,
-                 every_s: float | None = None) -> None:
+                 every_s: float | None = None, work_total: float | None = None) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.done = self.initial = initial
+        self.work_total, self.work_done = work_total, 0.0
         self.stream = stream if stream is not None else sys.stderr
         self.mode = mode(progress, self.stream)
         self.started = self._last_line = time.perf_counter()
@@ -84,13 +89,18 @@ class Progress:
         count = f"{self.unit} {self.done}" + (f"/{self.total}" if self.total else "")
         text = f"{'  ' * self.depth}{self.desc}: {count}, {duration(elapsed)} elapsed"
         fresh = self.done - self.initial
-        if self.total and fresh > 0:
+        if self.work_total and self.work_done > 0:
+            left = elapsed / self.work_done * max(0.0, self.work_total - self.work_done)
+            text += f", ~{duration(left)} left"
+        elif self.total and fresh > 0:
             text += f", ~{duration(elapsed / fresh * max(0, self.total - self.done))} left"
         return text + (f"  {note}" if note else "")
 
-    def advance(self, n: int = 1, note: str = "") -> None:
-        """``n`` more units are done; ``note`` describes the last one (a loss, a job's label)."""
+    def advance(self, n: int = 1, note: str = "", work: float = 0.0) -> None:
+        """``n`` more units are done, ``work`` of the ``work_total``; ``note`` describes the
+        last one (a loss, a job's label)."""
         self.done += n
+        self.work_done += work
         if self.mode == "bar":
             if note:
                 self._bar.set_postfix_str(note[:60], refresh=False)

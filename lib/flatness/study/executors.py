@@ -31,6 +31,7 @@ from typing import Any
 from flatness.errors import FlatnessError
 from flatness.progress import Progress
 from flatness.study.context import StudyContext, StudySpec
+from flatness.study.estimates import expected_seconds, planned_jobs
 from flatness.study.jobs import Job
 
 EXECUTORS = ("local", "ray")
@@ -65,11 +66,28 @@ def files_needed(ordered: list[Job], spec: StudySpec, ctx: StudyContext) -> set[
     return needed
 
 
-def cached_at_start(ordered: list[Job], ctx: StudyContext, needed: set[str]) -> set[str]:
-    """Keys of the jobs of ``ordered`` already stored (cache, or ledger where their files are
-    not ``needed``): a run counts them as done before it starts, so that its estimate of what
-    remains follows the jobs it computes, not the ones it reads in no time."""
-    return {job.key() for job in ordered if job.cached_output(ctx, job.key() in needed) is not None}
+def cached_at_start(ordered: list[Job], ctx: StudyContext, needed: set[str]
+                    ) -> dict[str, dict[str, Any]]:
+    """The outputs of the jobs of ``ordered`` already stored (cache, or ledger where their
+    files are not ``needed``), by key: a run counts them as done before it starts, so that its
+    estimate of what remains follows the jobs it computes, not the ones it reads in no time."""
+    stored = {}
+    for job in ordered:
+        output = job.cached_output(ctx, job.key() in needed)
+        if output is not None:
+            stored[job.key()] = output
+    return stored
+
+
+def _study_progress(ordered: list[Job], spec: StudySpec, stored: dict[str, dict[str, Any]],
+                    progress: bool | None) -> tuple[Progress, dict[str, float]]:
+    """The study's progress: its stored jobs done before it starts, the others weighed by
+    their expected seconds (:mod:`flatness.study.estimates`), so that a training run counts
+    for more than an attack in the estimate of what remains."""
+    expected = expected_seconds(planned_jobs(ordered, spec, stored))
+    bar = Progress(len(ordered), "study", "job", progress=progress, initial=len(stored),
+                   work_total=sum(expected.values()))
+    return bar, expected
 
 
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
@@ -96,14 +114,15 @@ def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> di
     ctx = spec.open()
     needed = files_needed(ordered, spec, ctx)
     stored = cached_at_start(ordered, ctx, needed)
+    bar, expected = _study_progress(ordered, spec, stored, progress)
     outputs = {}
-    with Progress(len(ordered), "study", "job", progress=progress,
-                  initial=len(stored)) as bar:
+    with bar:
         for job in ordered:
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
             if job.key() not in stored:
-                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
+                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
+                            work=expected.get(job.key(), 0.0))
     return outputs
 
 
@@ -157,8 +176,8 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
     failed: list[str] = []
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(spec, worker_threads(workers)))
-    with pool, Progress(len(ordered), "study", "job", progress=progress,
-                        initial=len(stored)) as bar:
+    bar, expected = _study_progress(ordered, spec, stored, progress)
+    with pool, bar:
 
         def start_ready() -> None:
             """Cached jobs are read here; the first jobs whose inputs are done go to idle
@@ -180,7 +199,8 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
                         continue
                     outputs[job.key()] = cached  # its dependents may be ready now: scan again
                     if job.key() not in stored:  # stored meanwhile, by another command
-                        bar.advance(note=f"0.0 s  {job.label}")
+                        bar.advance(note=f"0.0 s  {job.label}",
+                                    work=expected.get(job.key(), 0.0))
                     progressed = True
 
         start_ready()
@@ -193,7 +213,8 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
                 except Exception as exc:  # the others finish (their outputs are kept)
                     failed.append(f"{job.label}: {type(exc).__name__}: {exc}")
                     continue
-                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}")
+                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
+                            work=expected.get(job.key(), 0.0))
             start_ready()
     if failed:
         raise FlatnessError(f"{len(failed)} job(s) failed in a worker process (the finished "

@@ -3,13 +3,11 @@
 A dry run for planning compute at ``gpu`` or ``paper`` scale, and the measured cost of a study
 already run: per chapter (a job shared by chapters counts for the first that needs it) and
 kind of job, how many jobs are cached (here, or in the committed ledger where no job still to
-run needs their files), how many remain, the compute time the cached ones
-recorded and an estimate for the rest: a job still to run costs what its cached siblings on
-other seeds recorded, else its work (:meth:`Job.work_units`: image-epochs x passes x width^2
-for training) at the rate the cached jobs of its kind recorded on this machine, else the mean
-of its chapter's cached jobs of its kind (none when nothing of its kind is cached). A rough
-guide: architectures of equal width differ in cost, and a loaded machine records slower rates.
-Nothing is trained or attacked; the CIFAR-10 copy's arrays are read to name its runs.
+run needs their files), how many remain, the compute time the cached ones recorded and an
+estimate for the rest (:mod:`flatness.study.estimates`: a job costs what its siblings on other
+seeds recorded, else its work at its kind's recorded rate). A rough guide: architectures of
+equal width differ in cost, and a loaded machine records slower rates. Nothing is trained or
+attacked; the CIFAR-10 copy's arrays are read to name its runs.
 
 With ``workers``, the table ends with the wall time those estimates give as that many workers
 (:func:`wall_time_s`: ``reproduce --workers N``'s schedule, each job once the jobs it reads are
@@ -18,28 +16,13 @@ done, earlier jobs first): the compute still to run, spread as its dependencies 
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass
-
 from flatness.study.context import StudySpec
+from flatness.study.estimates import PlannedJob, job_estimates, wall_time_s
 from flatness.study.executors import closure, files_needed
 from flatness.study.jobs import DatasetJob, Job
 from flatness.study.reproduce import default_plans
 
-
-@dataclass(frozen=True)
-class PlannedJob:
-    """One job of the study: the chapter that first needs it, and whether it is cached."""
-
-    chapter: str
-    kind: str
-    label: str
-    cached: bool
-    compute_s: float  # recorded by the cached output; 0 for a job still to run
-    work: str = ""  # Job.work_key: the same work on other seeds
-    units: float | None = None  # Job.work_units: the size of that work
-    key: str = ""  # Job.key
-    reads: tuple[str, ...] = ()  # the keys of the jobs it reads (Job.deps)
+__all__ = ["PlannedJob", "job_estimates", "plan", "plan_table", "study_jobs", "wall_time_s"]
 
 
 def study_jobs(spec: StudySpec, names: list[str] | None = None) -> dict[str, list[Job]]:
@@ -103,81 +86,6 @@ def plan_table(planned: list[PlannedJob], workers: int | None = None) -> str:
 
 def _sum(values: list[float | None]) -> float | None:
     return None if None in values else sum(v for v in values if v is not None)
-
-
-def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
-    """Seconds each job still costs, by ``id`` of its PlannedJob: 0 when cached; else its
-    cached siblings' mean (other seeds, any chapter), else its work at its kind's rate, else
-    the mean of its chapter's cached jobs of its kind; None: nothing to go by."""
-    siblings: dict[str, list[float]] = {}
-    group_cached: dict[tuple[str, str], list[float]] = {}
-    for job in planned:
-        if job.cached:
-            group_cached.setdefault((job.chapter, job.kind), []).append(job.compute_s)
-            if job.work:
-                siblings.setdefault(job.work, []).append(job.compute_s)
-    rates = _rates(planned)
-    costs: dict[int, float | None] = {}
-    for job in planned:
-        same_work = siblings.get(job.work) if job.work else None
-        cached = group_cached.get((job.chapter, job.kind))
-        rate = rates.get(job.kind)
-        if job.cached:
-            costs[id(job)] = 0.0
-        elif same_work:
-            costs[id(job)] = sum(same_work) / len(same_work)
-        elif rate is not None and job.units:
-            costs[id(job)] = job.units * rate
-        elif cached:
-            costs[id(job)] = sum(cached) / len(cached)
-        else:
-            costs[id(job)] = None
-    return costs
-
-
-def wall_time_s(planned: list[PlannedJob], workers: int, unknown_s: float | None = None
-                ) -> float | None:
-    """The wall time of the jobs still to run as ``workers`` workers: a simulation of
-    ``reproduce --workers``'s schedule (a cached job is read at once; a free worker takes the
-    earliest job whose inputs are done) with each job at its estimate. A job without one
-    costs ``unknown_s``; None (the default) makes the whole answer None. With one worker it
-    is the total of the estimates."""
-    costs = job_estimates(planned)
-    if any(cost is None for cost in costs.values()):
-        if unknown_s is None:
-            return None
-        costs = {k: unknown_s if cost is None else cost for k, cost in costs.items()}
-    waiting = list(planned)  # dependencies first: one pass in order starts all that is ready
-    done: set[str] = set()
-    running: list[tuple[float, int, str]] = []  # (end, order, key)
-    now = 0.0
-    while waiting or running:
-        for order, job in enumerate(list(waiting)):
-            if len(running) >= workers:
-                break
-            if all(key in done for key in job.reads):
-                waiting.remove(job)
-                cost = costs[id(job)] or 0.0
-                if cost == 0.0:
-                    done.add(job.key)
-                else:
-                    heapq.heappush(running, (now + cost, order, job.key))
-        if not running:
-            break  # nothing runs and nothing is ready: it reads a job outside the plan
-        now, _, key = heapq.heappop(running)
-        done.add(key)
-    return now
-
-
-def _rates(planned: list[PlannedJob]) -> dict[str, float]:
-    """Seconds per work unit of each kind, over its cached jobs that recorded both."""
-    seconds: dict[str, float] = {}
-    units: dict[str, float] = {}
-    for job in planned:
-        if job.cached and job.units and job.compute_s > 0:
-            seconds[job.kind] = seconds.get(job.kind, 0.0) + job.compute_s
-            units[job.kind] = units.get(job.kind, 0.0) + job.units
-    return {kind: seconds[kind] / units[kind] for kind in seconds}
 
 
 def _line(chapter: str, kind: str, jobs: list[PlannedJob], estimate: float | None) -> str:
