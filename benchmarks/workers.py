@@ -65,7 +65,7 @@ def compare(n_jobs: int, workers: int, images: int, epochs: int, device: str,
     one = timed_arm(jobs, spec, workers=1, threads=threads)
     many = timed_arm(jobs, spec, workers=workers, threads=max(1, threads // workers))
     return {"surrogate": scale.surrogate.to_text(), "images": images, "epochs": epochs,
-            "jobs": n_jobs, "workers": workers, "cpus": cpus,
+            "jobs": n_jobs, "workers": workers, "cpus": cpus, "threads": threads,
             "precision": spec.scale.precision, "one_process_s": one, "workers_s": many,
             "jobs_per_hour": {"one_process": 3600 * n_jobs / one,
                               "workers": 3600 * n_jobs / many},
@@ -84,7 +84,7 @@ def main() -> None:
     r = compare(args.jobs, args.workers, args.images, args.epochs, args.device)
     print(f"{r['jobs']} jobs: {r['surrogate']} on {r['images']} images x {r['epochs']} "
           f"epoch(s), {args.device}, {r['cpus']} CPUs, precision {r['precision']}")
-    threads = r["cpus"] if args.device == "cpu" else 1
+    threads = r["threads"]
     for name, seconds in ((f"1 process, {threads} threads", r["one_process_s"]),
                           (f"{r['workers']} workers, {max(1, threads // r['workers'])} "
                            "thread(s) each", r["workers_s"])):

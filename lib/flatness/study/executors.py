@@ -59,24 +59,25 @@ def closure(jobs: Iterable[Job], spec: StudySpec) -> list[Job]:
 def files_needed(ordered: list[Job], spec: StudySpec, ctx: StudyContext) -> set[str]:
     """Keys of the jobs of ``ordered`` (dependencies first) whose files must exist here: the
     artifact-making dependencies (runs, datasets) of every job that has to compute."""
+    return scan_stored(ordered, spec, ctx)[0]
+
+
+def scan_stored(ordered: list[Job], spec: StudySpec, ctx: StudyContext
+                ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+    """One pass over ``ordered`` (dependencies first), reading each job's stored output once:
+    the keys whose files must exist here (:func:`files_needed`), and the outputs already
+    stored (cache, or ledger where their files are not needed), by key. A run counts the
+    stored ones as done before it starts, so that its estimate of what remains follows the
+    jobs it computes, not the ones it reads in no time."""
     needed: set[str] = set()
-    for job in reversed(ordered):  # every job before the jobs it reads
-        if job.cached_output(ctx, files=job.key() in needed) is None:
+    stored: dict[str, dict[str, Any]] = {}
+    for job in reversed(ordered):  # every job before the jobs it reads: its `needed` is final
+        output = job.cached_output(ctx, files=job.key() in needed)
+        if output is None:
             needed.update(dep.key() for dep in job.deps(spec) if dep.artifacts)
-    return needed
-
-
-def cached_at_start(ordered: list[Job], ctx: StudyContext, needed: set[str]
-                    ) -> dict[str, dict[str, Any]]:
-    """The outputs of the jobs of ``ordered`` already stored (cache, or ledger where their
-    files are not ``needed``), by key: a run counts them as done before it starts, so that its
-    estimate of what remains follows the jobs it computes, not the ones it reads in no time."""
-    stored = {}
-    for job in ordered:
-        output = job.cached_output(ctx, job.key() in needed)
-        if output is not None:
+        else:
             stored[job.key()] = output
-    return stored
+    return needed, stored
 
 
 def _study_progress(ordered: list[Job], spec: StudySpec, stored: dict[str, dict[str, Any]],
@@ -112,18 +113,18 @@ def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
 
 def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> dict[str, Any]:
     ctx = spec.open()
-    needed = files_needed(ordered, spec, ctx)
-    stored = cached_at_start(ordered, ctx, needed)
+    needed, stored = scan_stored(ordered, spec, ctx)
     bar, expected = _study_progress(ordered, spec, stored, progress)
-    outputs = {}
+    outputs = dict(stored)
     with bar:
         for job in ordered:
+            if job.key() in stored:
+                continue
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
-            if job.key() not in stored:
-                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
-                            work=expected.get(job.key(), 0.0))
-    return outputs
+            bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
+                        work=expected.get(job.key(), 0.0))
+    return {job.key(): outputs[job.key()] for job in ordered}
 
 
 #: The study context of a worker process (:func:`_start_worker`), reused by all its jobs.
@@ -168,8 +169,7 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     ctx = spec.open()
-    needed = files_needed(ordered, spec, ctx)
-    stored = cached_at_start(ordered, ctx, needed)
+    needed, stored = scan_stored(ordered, spec, ctx)
     reads = {job.key(): {dep.key() for dep in job.deps(spec)} for job in ordered}
     waiting, outputs = list(ordered), {}
     running: dict[Future, tuple[Job, float]] = {}
@@ -180,28 +180,25 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
     with pool, bar:
 
         def start_ready() -> None:
-            """Cached jobs are read here; the first jobs whose inputs are done go to idle
-            workers (never more at once than there are workers, so the order is kept)."""
-            progressed = True
-            while progressed and not failed:
-                progressed = False
-                for job in list(waiting):
-                    if len(running) >= workers:
-                        return
-                    if not all(key in outputs for key in reads[job.key()]):
-                        continue
-                    waiting.remove(job)
-                    files = job.key() in needed
-                    cached = job.cached_output(ctx, files)
-                    if cached is None:
-                        running[pool.submit(_worker_task, job, files)] = (job,
-                                                                          time.perf_counter())
-                        continue
-                    outputs[job.key()] = cached  # its dependents may be ready now: scan again
-                    if job.key() not in stored:  # stored meanwhile, by another command
-                        bar.advance(note=f"0.0 s  {job.label}",
-                                    work=expected.get(job.key(), 0.0))
-                    progressed = True
+            """Stored jobs are read here; the first jobs whose inputs are done go to idle
+            workers (never more at once than there are workers, so the order is kept). One
+            pass suffices: a job comes after the jobs it reads, so a job read here readies
+            only later ones."""
+            for job in list(waiting):
+                if len(running) >= workers or failed:
+                    return
+                if not all(key in outputs for key in reads[job.key()]):
+                    continue
+                waiting.remove(job)
+                files = job.key() in needed
+                cached = (stored[job.key()] if job.key() in stored
+                          else job.cached_output(ctx, files))
+                if cached is None:
+                    running[pool.submit(_worker_task, job, files)] = (job, time.perf_counter())
+                    continue
+                outputs[job.key()] = cached
+                if job.key() not in stored:  # stored meanwhile, by another command
+                    bar.advance(note=f"0.0 s  {job.label}", work=expected.get(job.key(), 0.0))
 
         start_ready()
         while running:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from flatness.study.context import StudySpec
 from flatness.study.estimates import PlannedJob, job_estimates, wall_time_s
-from flatness.study.executors import closure, files_needed
+from flatness.study.executors import closure, scan_stored
 from flatness.study.jobs import DatasetJob, Job
 from flatness.study.reproduce import default_plans
 
@@ -38,12 +38,12 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
     source_models: set[str] = set()  # derived datasets share source models: count each once
     for chapter, jobs in study_jobs(spec, names).items():
         ordered = closure(jobs, spec)
-        needed = files_needed(ordered, spec, ctx)
+        _, stored = scan_stored(ordered, spec, ctx)
         for job in ordered:
             if job.key() in seen:
                 continue
             seen.add(job.key())
-            output = job.cached_output(ctx, files=job.key() in needed)
+            output = stored.get(job.key())
             compute = 0.0 if output is None else job.compute_time_s(output)
             if (isinstance(job, DatasetJob) and output is not None
                     and output.get("source_run") not in source_models):
