@@ -9,8 +9,15 @@ import pytest
 from flatness.cli import main
 from flatness.study import StudySpec
 from flatness.study.executors import closure
-from flatness.study.jobs import TrainJob
-from flatness.study.plan import PlannedJob, plan, plan_table, study_jobs, wall_time_s
+from flatness.study.jobs import DatasetJob, TrainJob
+from flatness.study.plan import (
+    PlannedJob,
+    _source_model_s,
+    plan,
+    plan_table,
+    study_jobs,
+    wall_time_s,
+)
 from flatness.study.reproduce import reproduce
 from flatness.training import TrainConfig
 
@@ -113,6 +120,21 @@ def test_a_run_on_a_derived_dataset_not_built_yet_is_not_cached(shared_cifar):
     dataset = "d_r@smoke[robust_dataset_size=96]"  # never built by any test
     job = TrainJob(TrainConfig(dataset=dataset, arch="resnet18", width=0.125, epochs=1))
     assert job.cached_output(spec.open()) is None
+
+
+def test_a_source_model_shared_by_derived_datasets_counts_once():
+    """D_R and D_NR are built from one source model: the plan adds its training time to the
+    first stored dataset that names it, not to both."""
+    counted: set[str] = set()
+    shared = {"source_run": "standard-s0", "source_model_wall_s": 30.0}
+    d_r, d_nr = DatasetJob("d_r@smoke"), DatasetJob("d_nr@smoke")
+    assert [_source_model_s(d_r, shared, counted), _source_model_s(d_nr, shared, counted)] \
+        == [30.0, 0.0]
+    other = {"source_run": "adversarial-s0", "source_model_wall_s": 12.5}
+    assert _source_model_s(d_r, other, counted) == 12.5
+    assert _source_model_s(d_nr, None, set()) == 0.0  # not built yet: nothing recorded
+    train = TrainJob(TrainConfig(arch="resnet18", width=0.125, epochs=1))
+    assert _source_model_s(train, shared, set()) == 0.0
 
 
 def test_reproduce_plan_prints_the_table_and_runs_nothing(shared_cifar, capsys, monkeypatch):

@@ -82,14 +82,15 @@ def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
     return costs
 
 
-def wall_time_s(planned: list[PlannedJob], workers: int, unknown_s: float | None = None
-                ) -> float | None:
+def wall_time_s(planned: list[PlannedJob], workers: int, unknown_s: float | None = None,
+                costs: dict[int, float | None] | None = None) -> float | None:
     """The wall time of the jobs still to run as ``workers`` workers: a simulation of
     ``reproduce --workers``'s schedule (a cached job is read at once; a free worker takes the
     earliest job whose inputs are done) with each job at its estimate. A job without one
     costs ``unknown_s``; None (the default) makes the whole answer None. With one worker it
-    is the total of the estimates."""
-    costs = job_estimates(planned)
+    is the total of the estimates. ``costs``: :func:`job_estimates` of ``planned``, when the
+    caller has them already."""
+    costs = job_estimates(planned) if costs is None else costs
     if any(cost is None for cost in costs.values()):
         if unknown_s is None:
             return None

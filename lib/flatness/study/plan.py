@@ -16,8 +16,10 @@ done, earlier jobs first): the compute still to run, spread as its dependencies 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flatness.study.context import StudySpec
-from flatness.study.estimates import PlannedJob, job_estimates, wall_time_s
+from flatness.study.estimates import PlannedJob, job_estimates, planned_jobs, wall_time_s
 from flatness.study.executors import closure, scan_stored
 from flatness.study.jobs import DatasetJob, Job
 from flatness.study.reproduce import default_plans
@@ -39,20 +41,24 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
     for chapter, jobs in study_jobs(spec, names).items():
         ordered = closure(jobs, spec)
         _, stored = scan_stored(ordered, spec, ctx)
-        for job in ordered:
-            if job.key() in seen:
-                continue
-            seen.add(job.key())
-            output = stored.get(job.key())
-            compute = 0.0 if output is None else job.compute_time_s(output)
-            if (isinstance(job, DatasetJob) and output is not None
-                    and output.get("source_run") not in source_models):
-                source_models.add(output.get("source_run"))
-                compute += float(output.get("source_model_wall_s") or 0.0)
-            planned.append(PlannedJob(chapter, job.kind, job.label, output is not None,
-                                      compute, job.work_key(), job.work_units(), job.key(),
-                                      tuple(dep.key() for dep in job.deps(spec))))
+        fresh = [job for job in ordered if job.key() not in seen]
+        seen.update(job.key() for job in fresh)
+        for job, row in zip(fresh, planned_jobs(fresh, spec, stored, chapter)):
+            extra = _source_model_s(job, stored.get(job.key()), source_models)
+            planned.append(replace(row, compute_s=row.compute_s + extra) if extra else row)
     return planned
+
+
+def _source_model_s(job: Job, output: dict | None, counted: set[str]) -> float:
+    """A stored derived dataset's source-model training time, the first time that model is
+    met (``counted`` records it), else 0."""
+    if not isinstance(job, DatasetJob) or output is None:
+        return 0.0
+    source = output.get("source_run")
+    if source in counted:
+        return 0.0
+    counted.add(source)
+    return float(output.get("source_model_wall_s") or 0.0)
 
 
 def plan_table(planned: list[PlannedJob], workers: int | None = None) -> str:
@@ -75,7 +81,7 @@ def plan_table(planned: list[PlannedJob], workers: int | None = None) -> str:
     lines = [header, rule, *rows, rule, _line("total", "", planned, total)]
     if workers is not None:
         unknown = sum(costs[id(job)] is None for job in planned)
-        wall = wall_time_s(planned, workers, unknown_s=0.0)
+        wall = wall_time_s(planned, workers, unknown_s=0.0, costs=costs)
         amount = (f"about {wall / 3600:.2f} h" if not unknown else
                   f"at least {wall / 3600:.2f} h ({unknown} jobs without an estimate count 0)")
         lines.append(f"as {workers} worker(s): {amount} of wall time still to run (each job at "
