@@ -135,9 +135,10 @@ def sharpness_scatter(data: dict[str, Any]) -> go.Figure:
             text=[f"epoch {e}" for e in data["sharpness_epochs"]],
             marker={"color": data["sharpness_epochs"], "colorscale": "Viridis", "symbol": symbol,
                     "size": 9, "showscale": m == "trace", "colorbar": {"title": "epoch"}}))
+    # the legend under the plot: beside it, it covers the colour bar on a narrow page
     fig.update_layout(title="Transferability against sharpness", xaxis_type="log",
                       xaxis_title="sharpness (log scale)", yaxis_title="mean success rate",
-                      height=440)
+                      height=480, legend={"orientation": "h", "yanchor": "top", "y": -0.22})
     return fig
 
 
