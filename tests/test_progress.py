@@ -98,3 +98,20 @@ def test_units_of_unequal_work_estimate_what_remains_by_their_work(monkeypatch) 
     bar.advance(work=10.0)  # a small job: 10 of 100 units of work in 10 s
     assert "job 2/3, 10s elapsed, ~1m30s left" in log.getvalue()  # by the count: ~10s
     bar.close()
+
+
+def test_timed_units_estimate_by_their_own_pace_whatever_runs_meanwhile(monkeypatch) -> None:
+    """Two workers: a 100 s job finishes at 200 s of wall time (a long job ran beside it all
+    along). Its own pace, 2 s per unit of work, prices the 900 units left over two workers:
+    900 s, not the 1800 s that elapsed time over work done gives."""
+    log = io.StringIO()
+    now = [0.0]
+    monkeypatch.setattr(prog.time, "perf_counter", lambda: now[0])
+    bar = Progress(4, "study", "job", stream=log, work_total=1000.0, parallel=2)
+    now[0] = 200.0
+    bar.advance(work=100.0, took=200.0)
+    assert "job 1/4, 3m20s elapsed, ~15m00s left" in log.getvalue()
+    bar.advance(work=500.0)  # read from a cache meanwhile: less left, the pace unchanged
+    assert log.getvalue().splitlines()[-1].endswith("~6m40s left")
+    bar.close()
+

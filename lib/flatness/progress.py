@@ -57,14 +57,21 @@ class Progress:
     Units of unequal size (a study's jobs: a training run, an attack) can carry their
     expected ``work`` (any unit, e.g. estimated seconds): with ``work_total``, the work still
     to do at the rate measured on the work done gives the estimate, instead of the count.
+    Units that also report the seconds they ``took`` (each job its own run time) give a rate
+    that units still running cannot skew: the work left at the seconds per unit of work the
+    timed units took, shared by ``parallel`` workers. (Elapsed time over work done counts a
+    long job in flight as time without work, and swings by hours when it finishes.)
     """
 
     def __init__(self, total: int | None, desc: str, unit: str, *, initial: int = 0,
                  progress: bool | None = None, stream: TextIO | None = None,
-                 every_s: float | None = None, work_total: float | None = None) -> None:
+                 every_s: float | None = None, work_total: float | None = None,
+                 parallel: int = 1) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.done = self.initial = initial
         self.work_total, self.work_done = work_total, 0.0
+        self.parallel = max(1, parallel)
+        self._timed_s = self._timed_work = 0.0  # seconds the timed units took, and their work
         self.stream = stream if stream is not None else sys.stderr
         self.mode = mode(progress, self.stream)
         self.started = self._last_line = time.perf_counter()
@@ -89,18 +96,26 @@ class Progress:
         count = f"{self.unit} {self.done}" + (f"/{self.total}" if self.total else "")
         text = f"{'  ' * self.depth}{self.desc}: {count}, {duration(elapsed)} elapsed"
         fresh = self.done - self.initial
-        if self.work_total and self.work_done > 0:
-            left = elapsed / self.work_done * max(0.0, self.work_total - self.work_done)
+        work_left = max(0.0, (self.work_total or 0.0) - self.work_done)
+        if self.work_total and self._timed_work > 0:
+            left = self._timed_s / self._timed_work * work_left / self.parallel
             text += f", ~{duration(left)} left"
+        elif self.work_total and self.work_done > 0:
+            text += f", ~{duration(elapsed / self.work_done * work_left)} left"
         elif self.total and fresh > 0:
             text += f", ~{duration(elapsed / fresh * max(0, self.total - self.done))} left"
         return text + (f"  {note}" if note else "")
 
-    def advance(self, n: int = 1, note: str = "", work: float = 0.0) -> None:
-        """``n`` more units are done, ``work`` of the ``work_total``; ``note`` describes the
-        last one (a loss, a job's label)."""
+    def advance(self, n: int = 1, note: str = "", work: float = 0.0,
+                took: float | None = None) -> None:
+        """``n`` more units are done, ``work`` of the ``work_total``, in ``took`` seconds of
+        their own (None: not timed, e.g. read from a cache); ``note`` describes the last one
+        (a loss, a job's label)."""
         self.done += n
         self.work_done += work
+        if took is not None and work > 0:
+            self._timed_s += took
+            self._timed_work += work
         if self.mode == "bar":
             if note:
                 self._bar.set_postfix_str(note[:60], refresh=False)

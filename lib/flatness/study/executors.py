@@ -81,14 +81,21 @@ def scan_stored(ordered: list[Job], spec: StudySpec, ctx: StudyContext
 
 
 def _study_progress(ordered: list[Job], spec: StudySpec, stored: dict[str, dict[str, Any]],
-                    progress: bool | None) -> tuple[Progress, dict[str, float]]:
+                    progress: bool | None, workers: int = 1) -> tuple[Progress, dict[str, float]]:
     """The study's progress: its stored jobs done before it starts, the others weighed by
     their expected seconds (:mod:`flatness.study.estimates`), so that a training run counts
-    for more than an attack in the estimate of what remains."""
+    for more than an attack in the estimate of what remains; the jobs' own run times against
+    their expected seconds give the pace (``workers`` at once)."""
     expected = expected_seconds(planned_jobs(ordered, spec, stored))
     bar = Progress(len(ordered), "study", "job", progress=progress, initial=len(stored),
-                   work_total=sum(expected.values()))
+                   work_total=sum(expected.values()), parallel=workers)
     return bar, expected
+
+
+def _advance(bar: Progress, job: Job, expected: dict[str, float], started: float) -> None:
+    """Report a job computed here, timed from ``started``."""
+    took = time.perf_counter() - started
+    bar.advance(note=f"{took:.1f} s  {job.label}", work=expected.get(job.key(), 0.0), took=took)
 
 
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
@@ -122,8 +129,7 @@ def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> di
                 continue
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
-            bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
-                        work=expected.get(job.key(), 0.0))
+            _advance(bar, job, expected, started)
     return {job.key(): outputs[job.key()] for job in ordered}
 
 
@@ -176,7 +182,7 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
     failed: list[str] = []
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(spec, worker_threads(workers)))
-    bar, expected = _study_progress(ordered, spec, stored, progress)
+    bar, expected = _study_progress(ordered, spec, stored, progress, workers)
     with pool, bar:
 
         def start_ready() -> None:
@@ -210,8 +216,7 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
                 except Exception as exc:  # the others finish (their outputs are kept)
                     failed.append(f"{job.label}: {type(exc).__name__}: {exc}")
                     continue
-                bar.advance(note=f"{time.perf_counter() - started:.1f} s  {job.label}",
-                            work=expected.get(job.key(), 0.0))
+                _advance(bar, job, expected, started)
             start_ready()
     if failed:
         raise FlatnessError(f"{len(failed)} job(s) failed in a worker process (the finished "
