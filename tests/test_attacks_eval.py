@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -145,6 +146,33 @@ def test_transfer_artifacts_round_trip(tmp_path):
     assert arrays["labels"].tolist() == [0, 1, 2, 3]
     with pytest.raises(FlatnessError):
         save_adversarial(tmp_path / "bad.npz", x, x[:2], torch.arange(4))
+
+
+def test_lgv_collection_is_plain_momentum_sgd_and_steps_at_the_base_precision():
+    """fp32: the weights a hand-written torch.optim.SGD loop reaches (the oracle); bf16: the
+    convolutions run under bf16 autocast while the collected weights stay fp32."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", width=0.125, depth=1).eval()
+    data = [(torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))) for _ in range(4)]
+    [fp32] = lgv_collect(model, lambda: data, epochs=1, lr=0.05, n_models=1, momentum=0.9,
+                         weight_decay=5e-4, precision="fp32")
+    reference = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    for x, y in data:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(reference(x), y).backward()
+        opt.step()
+    for (name, ours), theirs in zip(fp32.state_dict().items(),
+                                    reference.state_dict().values(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=name)
+
+    dtypes = []
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    [bf16] = lgv_collect(model, lambda: data, epochs=1, lr=0.05, n_models=1, precision="bf16")
+    assert set(dtypes) == {torch.bfloat16}  # the copy keeps the hook: every step was bf16
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert not torch.equal(next(bf16.parameters()), next(fp32.parameters()))
 
 
 def test_lgv_collects_distinct_models_without_touching_the_original():

@@ -32,3 +32,23 @@ def test_trace_estimators_compares_each_method_with_plain_hutchinson():
                          out, re.M), out
     assert "error ratio hutchinson / deflated: " in out
     assert "error ratio hutchinson / hutch++: " in out
+
+
+def test_looksam_alpha_probe_compares_each_alpha_with_sgd_and_sam(cifar_tiny):
+    out = run_benchmark("looksam_alpha.py", "--scale", "smoke", "--images", "20", "--epochs",
+                        "1", "--alphas", "0.1,0.7", "--eval-images", "20", "--device", "cpu",
+                        "--data", str(cifar_tiny))
+    for name in ("sgd", "sam rho=0.05", "looksam rho=0.05 alpha=0.1",
+                 "looksam rho=0.05 alpha=0.7"):
+        assert re.search(rf"^  {re.escape(name)} +loss \d\.\d{{3}}  test acc \d\.\d{{3}}$",
+                         out, re.M), out
+    verdict = r"^largest alpha that trains as well as SAM: (0\.1|0\.7|none of those probed)$"
+    assert re.search(verdict, out, re.M), out
+
+
+def test_lgv_collect_benchmark_times_both_arms_and_reports_the_ratio():
+    out = run_benchmark("lgv_collect.py", "--width", "0.125", "--batch", "8", "--steps", "2",
+                        "--rounds", "1", "--precision", "fp32", "--device", "cpu")
+    assert re.search(r"^round 1: conventional \d+\.\d{3} s/step, lgv_collect \(fp32, "
+                     r"channels-last\) \d+\.\d{3} s/step$", out, re.M), out
+    assert re.search(r"lgv_collect at fp32 is \d+\.\d\dx the conventional fp32 loop", out), out

@@ -68,3 +68,22 @@ def test_figures_from_the_summary():
     assert [t.name for t in plots.standard_per_target(data).data] == ["t"]
     one = plots.one_curve(data, "single@5", "t")
     assert one.data[0].name == "single@5 / t" and len(one.data[0].y) == SCALE.epochs
+
+
+def test_single_decays_resume_the_constant_run_and_the_standard_schedule_is_chapter_4s():
+    """At cpu each single decay at e continues the constant-rate run of its seed from e (its
+    state kept there), where the two runs are the same; the standard schedule stays chapter
+    4's SGD run from scratch, and without the constant schedule every run starts afresh."""
+    from flatness.study.common import standard_sgd
+
+    scale = get_scale("cpu")
+    p = ch.CHAPTER.parameters(scale)
+    constant = ch.run_config(scale, p, [], 1)
+    assert constant.state_epochs == (3, 6, 9, 12) and constant.decay_epochs == ()
+    single = ch.run_config(scale, p, [6], 1)
+    assert single.resumes and single.parent == constant and single.init_from["epoch"] == 6
+    assert single.decay_epochs == (6,) and single.checkpoint_epochs == constant.checkpoint_epochs
+    assert ch.run_config(scale, p, list(scale.decay_epochs), 1) == standard_sgd(scale, 1)
+    alone = ch.CHAPTER.parameters(scale, {"schedules": {"single@6": [6]}})
+    assert ch.run_config(scale, alone, [6], 1).init_from is None
+    assert not ch.branches(scale, {**p, "seeds": [0]}, [6], 1)  # no constant run of seed 1

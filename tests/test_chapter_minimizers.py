@@ -33,11 +33,11 @@ def test_smoke_defaults_are_small_and_cpu_covers_the_papers_comparison():
     assert len(smoke["rhos"]["sam"]) == 2 and len(smoke["minimizers"]) <= 4
     from flatness.minimizers import MINIMIZERS
 
-    # cpu: the paper's comparison (SGD, SAM and l-SAM, ASAM) and SWA within the 2-core budget
-    assert set(cpu["minimizers"]) == {"sgd", "sam", "asam", "swa"}
-    assert set(cpu["rhos"]) == {"sam", "asam"}  # every minimizer with a rho, and no other
-    assert set(params(GPU)["minimizers"]) == set(MINIMIZERS)
-    assert len(cpu["seeds"]) >= 2
+    # cpu: every minimizer of the paper, each with a rho at a standard and a large radius
+    assert set(cpu["minimizers"]) == set(params(GPU)["minimizers"]) == set(MINIMIZERS)
+    assert set(cpu["rhos"]) == set(MINIMIZERS) - {"sgd", "swa"}  # those with a rho, no other
+    assert all(len(rhos) >= 2 for rhos in cpu["rhos"].values())
+    assert len(cpu["rhos"]["sam"]) >= 4 and len(cpu["seeds"]) >= 3
     # ASAM's adaptive rho lives on a scale about ten times SAM's
     assert max(cpu["rhos"]["asam"]) >= 5 * max(cpu["rhos"]["sam"])
     # SAM and l-SAM
@@ -71,6 +71,33 @@ def test_bad_parameters_are_refused_with_a_clear_message(overrides, message):
 def test_unlisted_minimizer_uses_its_default_rho():
     p = params(SMOKE, minimizers=["sgd", "gsam", "swa"])
     assert ch.variants(p) == [("sgd", None), ("gsam", 0.05), ("swa", None)]
+
+
+def test_a_scales_fixed_hyperparameters_reach_its_runs_and_bad_ones_are_refused():
+    """The cpu scale trains LookSAM at alpha 0.1 (the paper's 0.7 stalls its recipe); the other
+    minimizers, and LookSAM at the scales that set nothing, keep their defaults."""
+    looksam = ch.config(CPU, "looksam", 0.05, seed=0)
+    assert looksam.minimizer_params == {"alpha": 0.1, "rho": 0.05}
+    assert ch.config(CPU, "sam", 0.05, seed=0).minimizer_params == {"rho": 0.05}
+    assert ch.config(GPU, "looksam", 0.05, seed=0).minimizer_params == {"rho": 0.05}
+    k3 = get_scale("cpu", **{"minimizers.hyperparameters.looksam": '{"k": 3}'})
+    assert ch.config(k3, "looksam", 0.05, seed=0).minimizer_params == {"k": 3, "rho": 0.05}
+    for fixed, message in [('{"beta": 1}', "minimizer 'looksam' has no hyper-parameter 'beta'"),
+                           ('{"rho": 0.1}', "rho belongs in minimizers.rhos.looksam"),
+                           ('{"k": 2.5}', "k='2.5' is not a int")]:
+        scale = get_scale("cpu", **{"minimizers.hyperparameters.looksam": fixed})
+        with pytest.raises(FlatnessError, match=message):
+            ch.config(scale, "looksam", 0.05, seed=0)
+
+
+def test_the_page_says_which_hyperparameters_its_scale_sets_besides_rho():
+    cpu = plots.fixed_hyperparameters_markdown(CPU.to_dict())
+    assert "at this scale: looksam alpha = 0.1 (default 0.7)." in cpu
+    assert "every minimizer trains with its default" in plots.fixed_hyperparameters_markdown(
+        SMOKE.to_dict())
+    older = {k: v for k, v in CPU.to_dict()["minimizers"].items() if k != "hyperparameters"}
+    assert "every minimizer trains with its default" in plots.fixed_hyperparameters_markdown(
+        {"minimizers": older})  # a result computed before scales could set any
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -114,7 +141,10 @@ def test_runs_are_shared_with_chapters_2_and_5():
     c5 = complementarity.defaults(CPU)
     assert (ch.config(CPU, "sam", c5["sam_rho"], 0)
             == complementarity.config(CPU, c5, "sam", 0))
-    assert (ch.config(CPU, "sam", max(p["rhos"]["sam"]), 0)
+    # l-SAM is one of chapter 4's SAM radii (the scale's lsam_rho, not necessarily the
+    # largest: at cpu the grid goes past it), so chapter 5 trains no run of its own
+    assert CPU.lsam_rho in p["rhos"]["sam"]
+    assert (ch.config(CPU, "sam", CPU.lsam_rho, 0)
             == complementarity.config(CPU, c5, "lsam", 0))
     assert ch.config(CPU, "swa", None, 0) == complementarity.config(CPU, c5, "swa", 0)
 
@@ -131,14 +161,17 @@ def test_sgd_sharpness_is_chapter_3s_job_and_others_use_its_hessian_budget():
         params(CPU, trace_samples=0)
 
 
-def test_cpu_plan_gives_every_minimizer_every_seed():
+def test_cpu_plan_gives_every_minimizer_every_seed_and_sgd_and_sam_a_fourth():
     p = params(CPU)
     planned = ch.jobs(StudySpec.create("cpu"), p)
     trained = {(j.surrogate.minimizer, j.surrogate.minimizer_params.get("rho"), j.surrogate.seed)
                for j in planned if isinstance(j, TransferJob)}
-    for name in ("sam", "asam", "swa"):
-        assert {s for m, _, s in trained if m == name} == set(p["seeds"]) == {0, 1, 2, 3}
-    assert "gam" not in p["minimizers"]  # four passes per step: left to the gpu scale
+    assert p["seeds"] == [0, 1, 2]
+    for name in p["minimizers"]:
+        wanted = {0, 1, 2, 3} if name in ("sgd", "sam") else {0, 1, 2}
+        assert {s for m, _, s in trained if m == name} == wanted
+    assert {(r, s) for m, r, s in trained if m == "sam" and s == 3} == {
+        (rho, 3) for rho in p["rhos"]["sam"]}  # every rho of SAM's grid
     rhos = {r for m, r, _ in trained if m == "asam"}
     assert rhos == set(p["rhos"]["asam"])
     spec = StudySpec.create("cpu")
@@ -165,23 +198,23 @@ def synthetic(p):
     transfer worse; SGD's curve peaks at epoch 2."""
     outputs = {}
     epochs = list(ch.checkpoint_epochs(SMOKE))  # 1, 2, 3
-    for seed in p["seeds"]:
+    for seed in ch.seeds_for(p, "sgd"):
         d = 0.02 * seed
         outputs[ch.curve_job(SMOKE, p, seed).key()] = _transfer(
             epochs, [[0.30 + d, 0.10], [0.50 + d, 0.30], [0.40 + d, 0.20]], [0.5, 0.6, 0.7])
     success = {("sam", 0.05): 0.5, ("sam", 0.3): 0.8, ("looksam", 0.05): 0.45,
                ("swa", None): 0.35}  # looksam: added to the smoke defaults below
     for (name, rho), s in success.items():
-        for seed in p["seeds"]:
+        for seed in ch.seeds_for(p, name):
             d = 0.02 * seed
             acc = 0.7 - (rho or 0.0)
             outputs[ch.final_job(SMOKE, p, name, rho, seed).key()] = _transfer(
                 [SMOKE.epochs], [[s + 0.1 + d, s - 0.1 + d]], [acc])
     for (name, rho), s in success.items():
-        for seed in p["seeds"]:
+        for seed in ch.seeds_for(p, name):
             outputs[ch.sharpness_job(SMOKE, p, name, rho, seed).key()] = _sharp(
                 10 * (1 - s), 100 * (1 - s) + 5)
-    for seed in p["seeds"]:  # SGD over training: flatter at every epoch but the last
+    for seed in ch.seeds_for(p, "sgd"):  # SGD over training: flatter at every epoch but the last
         job = ch.sharpness_job(SMOKE, p, "sgd", None, seed)
         out = _sharp(6.0, 65.0, job.epochs)
         out["top_eigenvalue"][-1], out["trace"][-1] = 7.0, 75.0
@@ -205,6 +238,23 @@ def test_baselines_early_stopped_at_the_best_epoch_and_fully_trained(summary):
     assert es["test_acc_mean"] == pytest.approx(0.6) and es["top_eigenvalue_mean"] == 6.0
     assert full["success_mean"] == pytest.approx(0.305) and full["test_acc_mean"] == 0.7
     assert full["top_eigenvalue_mean"] == pytest.approx(7.0)
+
+
+def test_sgd_with_more_seeds_gives_both_baselines_its_seeds_and_pairs_each_on_common_ones():
+    """The cpu scale's design: SGD and SAM on a fourth seed, the others on three. Early-stopped
+    SGD is an SGD surrogate: its curve runs on SGD's seeds, so SAM pairs with both baselines
+    over every seed they share and LookSAM over its own."""
+    p = params(SMOKE, seeds=[0, 1], minimizers=["sgd", "sam", "looksam", "swa"],
+               minimizer_seeds={"sgd": [0, 1, 2], "sam": [0, 1, 2]})
+    planned = ch.jobs(StudySpec.create("smoke"), p)
+    assert {j.surrogate.seed for j in planned if isinstance(j, TransferJob)
+            and j.surrogate.minimizer == "sgd"} == {0, 1, 2}
+    d = analysis.summarize(SimpleNamespace(scale=SMOKE), p, synthetic(p))
+    assert d["early_stopped"]["seeds"] == d["fully_trained"]["seeds"] == [0, 1, 2]
+    assert d["surrogates"]["looksam ρ=0.05"]["seeds"] == [0, 1]
+    es = next(c for c in analysis.claims(d, "smoke") if c.key.endswith("early-stopped-sgd"))
+    pairs = {c.label.split(" − ")[0]: c.n for c in es.comparisons}
+    assert pairs["sam ρ=0.3"] == 3 and pairs["looksam ρ=0.05"] == 2
 
 
 def test_surrogates_gains_ranking_and_lsam(summary):

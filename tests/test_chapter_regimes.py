@@ -14,6 +14,7 @@ from flatness.study.analysis import regimes as analysis
 from flatness.study.chapters import regimes as ch
 from flatness.study.context import StudySpec
 from flatness.study.jobs import SharpnessJob, TrainJob, TransferJob
+from flatness.study.targets import target_configs, target_name
 
 SMOKE = get_scale("smoke")
 
@@ -94,7 +95,21 @@ def fake_outputs(p):
                     {"epoch": cell.epochs, "test_acc": 0.5 - rho, "train_acc": 0.9}]}
                 outputs[ch.sharpness_job(SMOKE, p, cell, rho, seed, late).key()] = {
                     "epochs": [cell.epochs], "top_eigenvalue": [100 * (1 - rho)]}
+    for i, config in enumerate(target_configs(SMOKE)):  # the zoo: 60 %, 70 %, ... accurate
+        outputs[TrainJob(config).key()] = {"metrics": [{"epoch": 1, "test_acc": 0.5},
+                                                       {"epoch": 2, "test_acc": 0.6 + i / 10}]}
     return outputs
+
+
+def test_the_maps_sam_runs_take_what_the_scale_sets_for_sam_as_chapter_4s_do():
+    """One builder of minimizer_params (study.common.minimizer_params): a SAM run shared by the
+    map and chapter 4 keeps one key whatever the scale sets besides rho."""
+    scale = get_scale("smoke", **{"minimizers.hyperparameters.sam": '{"adaptive": 1}'})
+    p = params(cells=[[256, 3, 0.125]], rhos=[0, 0.05], late_rhos=[0.05])
+    cell, wanted = ch.Cell(256, 3, 0.125), {"adaptive": True, "rho": 0.05}
+    assert ch.config(scale, p, cell, 0.05, 0).minimizer_params == wanted
+    assert ch.late_config(scale, p, cell, 0.05, 0).minimizer_params == wanted
+    assert ch.config(SMOKE, p, cell, 0.05, 0).minimizer_params == {"rho": 0.05}
 
 
 def test_summary_pairs_sams_gains_by_seed():
@@ -118,6 +133,10 @@ def test_summary_pairs_sams_gains_by_seed():
     assert late["vs_sam"]["differences"] == [pytest.approx(-0.005)] * 2
     assert "vs_sam" not in cell["late_phase"]["0.2"]  # no SAM at 0.2 from the start
     assert cell_value(cell, "vs_sam", "late 0.1") == pytest.approx(-0.005)
+    # the zoo's strength: each target's final test accuracy, by name
+    names = [target_name(c) for c in target_configs(SMOKE)]
+    assert data["target_accuracy"] == {n: pytest.approx(0.6 + i / 10) for i, n in enumerate(names)}
+    assert analysis.targets_text(data) == f" ({len(names)} targets, 60.0-70.0 % test accuracy)"
 
 
 def test_heatmaps_with_a_rho_slider():
@@ -176,6 +195,10 @@ def test_the_map_chooses_the_best_transferring_cell_among_those_that_fit():
     assert "(10 images, 6 epochs, width 0.25) is another cell of the map" in other
     assert "99.0 % training and 50.0 % test accuracy and fool 30.0 %" in other
     assert "is not on the map" in recommendation_markdown(data, (10, 90, 0.25))
+    assert "fool 60.0 % of the targets on average" in recommendation_markdown(data, (20, 6, 0.25))
+    data["target_accuracy"] = {"vgg19_bn@0.25": 0.605, "resnet18@0.25": 0.731}
+    assert ("fool 60.0 % of the targets (2 targets, 60.5-73.1 % test accuracy) on average"
+            in recommendation_markdown(data, (20, 6, 0.25)))
 
 
 def test_without_a_cell_that_fits_the_map_says_so():

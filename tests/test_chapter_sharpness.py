@@ -69,6 +69,7 @@ def test_interpolation_points_put_both_models_on_the_grid():
     ({"landscape_grid": 2}, "landscape_grid must be an integer >= 3"),
     ({"interpolation_points": 8}, "interpolation_points must be 6k + 1"),
     ({"landscape_span": 0.0}, "landscape_span must be > 0"),
+    ({"landscape_directions": 0}, "landscape_directions must be an integer >= 1"),
     ({"trace_samples": 1}, "trace_samples must be an integer >= 2"),
     ({"eps": 0.0}, "eps must be a number > 0"),
     ({"attack_steps": 0}, "attack_steps must be an integer >= 1"),
@@ -104,7 +105,9 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
     n_seeds, n_epochs, n_rhos = len(p["seeds"]), 3, len(p["rhos"])
     assert kinds.count(TransferJob) == n_seeds
     assert sum(isinstance(j, SharpnessJob) for j in planned) == n_seeds
-    assert kinds.count(LandscapeJob) == 2 * n_epochs + 2 * n_rhos + 2
+    # the slider's slices, two interpolations, the compared models' other 1-D directions
+    assert kinds.count(LandscapeJob) == (2 * n_epochs + 2 * n_rhos + 2
+                                         + 3 * (p["landscape_directions"] - 1))
     # the transfer curve is chapter 2's standard schedule: the same job, computed once
     standard = {j.key() for j in lr_decay.jobs(spec, lr_decay.CHAPTER.parameters(scale, {}))}
     assert {j.key() for j in planned if isinstance(j, TransferJob)} <= standard
@@ -121,6 +124,38 @@ def test_jobs_reuse_the_runs_and_transfer_curves_of_other_chapters():
     assert all(j.points == p["interpolation_points"] for j in interp)
 
 
+def test_the_compared_basins_are_sliced_on_every_seed_from_the_seeds_own_runs():
+    spec = StudySpec.create("smoke", device="cpu")
+    scale = spec.scale
+    one, two = params(SMOKE, seeds=[0]), params(SMOKE, seeds=[0, 1])
+    n = two["landscape_directions"]
+    assert n == SMOKE.landscape.directions == 2
+    landscapes = [j for j in ch.jobs(spec, two) if isinstance(j, LandscapeJob)]
+    # a second seed: its three models' 2-D slices and 1-D slices along every direction
+    assert len(landscapes) == len([j for j in ch.jobs(spec, one)
+                                   if isinstance(j, LandscapeJob)]) + 3 * (1 + n)
+    assert len({j.key() for j in landscapes}) == len(landscapes)  # planned once each
+    # the first seed's compared models along direction 0 are the slider's jobs, not new ones
+    slider = {j.key() for j in ch.landscape_jobs(scale, two).values()}
+    first = ch.compared_landscape_jobs(scale, two, 0)
+    assert {first[f"{m}/{s}"].key() for m in ch.COMPARED_MODELS for s in ("1d", "2d")} <= slider
+    assert first["final/1d/1"].key() not in slider
+    second = ch.compared_landscape_jobs(scale, two, 1)
+    assert sorted(second) == sorted([f"{m}/2d" for m in ch.COMPARED_MODELS]
+                                    + [f"{m}/1d" for m in ch.COMPARED_MODELS]
+                                    + [f"{m}/1d/1" for m in ch.COMPARED_MODELS])
+    assert {j.key() for j in second.values()} <= {j.key() for j in landscapes}
+    # every model along the same directions, in order
+    for model in ch.COMPARED_MODELS:
+        assert [j.direction_seed for j in ch.compared_direction_jobs(second, model)] == [0, 1]
+    assert second["lsam/2d"].model == minimizers.config(scale, "sam", scale.lsam_rho, 1)
+    assert (second["early/1d"].epoch, second["final/1d"].epoch) == (two["early_epoch"], 3)
+    assert second["early/1d"].model.seed == second["final/1d"].model.seed != \
+        ch.compared_landscape_jobs(scale, two, 0)["final/1d"].model.seed
+    more = ch.compared_landscape_jobs(scale, params(SMOKE, landscape_directions=4), 0)
+    assert [j.direction_seed for j in ch.compared_direction_jobs(more, "lsam")] == [0, 1, 2, 3]
+
+
 def test_at_cpu_chapters_2_and_3_read_chapter_4s_sgd_seeds_and_jobs():
     """Chapter 3's attacks and Hessians of every SGD seed, and chapter 2's standard schedule,
     are chapter 4's own jobs: more seeds for chapters 2 and 3 cost no extra compute there."""
@@ -129,13 +164,13 @@ def test_at_cpu_chapters_2_and_3_read_chapter_4s_sgd_seeds_and_jobs():
     p3 = ch.CHAPTER.parameters(scale, {})
     p2 = lr_decay.CHAPTER.parameters(scale, {})
     p4 = minimizers.CHAPTER.parameters(scale, {})
-    assert p3["seeds"] == p2["seeds"] == p4["seeds"] == [0, 1, 2, 3]
+    assert p3["seeds"] == p2["seeds"] == p4["seeds"] == [0, 1, 2]
     ch4 = {j.key() for j in minimizers.jobs(spec, p4)}
     assert {j.key() for j in ch.jobs(spec, p3)
             if isinstance(j, (TransferJob, SharpnessJob))} <= ch4
     standard = [j for j in lr_decay.jobs(spec, p2)
                 if j.surrogate.decay_epochs == tuple(scale.decay_epochs)]
-    assert len(standard) == 4 and {j.key() for j in standard} <= ch4
+    assert len(standard) == 3 and {j.key() for j in standard} <= ch4
 
 
 def test_hessian_budget_is_part_of_the_sharpness_job():
@@ -215,13 +250,17 @@ def fake_outputs(scale, p):
         outputs[tr.key()] = {"targets": ["a", "b"], "epochs": t_epochs, "mean": success,
                              "success": [[s, s] for s in success],
                              "test_acc": [0.5] * len(t_epochs)}
-    for name, job in ch.landscape_jobs(scale, p).items():
+    for job in ch.jobs(spec, p):
+        if not isinstance(job, LandscapeJob):
+            continue
         if job.shape == "interpolation":
             a = np.linspace(-0.25, 1.25, job.points)
             loss = (1 + a * (1 - a)).tolist()
         else:
-            model = name.split("/")[0]
-            c = job.epoch if model.startswith("sgd") else 1 / (1 + 10 * float(model[3:]))
+            rho = job.model.minimizer_params.get("rho")
+            c = job.epoch if rho is None else 1 / (1 + 10 * rho)
+            c *= 1 + 0.1 * p["seeds"].index(job.model.seed)  # another seed, another basin
+            c *= 1 + 0.5 * job.direction_seed  # another direction, another curvature
             a = np.linspace(-job.span, job.span, job.points)
             loss = (0.1 + c * a ** 2).tolist()
         out = {"type": job.shape, "alphas": a.tolist(), "train_loss": loss, "test_loss": loss,
@@ -260,6 +299,13 @@ def test_summary_finds_the_drops_rebounds_and_correlation(toy):
     assert f["curvature"]["final"] == pytest.approx(18) and f["curvature"]["early"] == 8
     assert f["curvature"]["lsam"] < f["sam_curvature_by_rho"]["0.05"] < f["curvature"]["final"]
     assert f["barriers"]["early->final"] == pytest.approx(0.25)
+    # the claim's curvatures: each direction's (the second 1.5 x as curved), and their mean
+    compared = f["compared"]
+    assert compared["directions"] == 2
+    assert compared["curvature_by_direction"]["final"] == [[pytest.approx(18), pytest.approx(27)],
+                                                          [pytest.approx(19.8),
+                                                           pytest.approx(29.7)]]
+    assert compared["curvature"]["final"] == [pytest.approx(22.5), pytest.approx(24.75)]
 
 
 def test_claims_follow_the_numbers(toy):
@@ -269,12 +315,29 @@ def test_claims_follow_the_numbers(toy):
     assert [c.mean for c in drops.comparisons][2:] == [pytest.approx(-2 / 3),
                                                        pytest.approx(-0.75)]
     assert drops.status == REPRODUCED  # both seeds drop alike at both decays
+    # the trace's own noise beside the seeds': stderr 0.1 on traces 10 x EIG at epochs 1-9
+    noise = np.mean([0.1 / (10 * e * (1 + 0.1 * s)) for s in (0, 1) for e in EIG])
+    assert data["findings"]["trace_relative_stderr"] == pytest.approx(noise)
+    assert drops.note == (
+        f"Each trace is a Hutchinson estimate whose reported standard error is "
+        f"{noise * 100:.0f} % of it on average, so a relative change between two epochs "
+        f"carries about {noise * 2 ** 0.5 * 100:.0f} % of estimator noise on every seed.")
     rise = claims["sharper-as-transfer-declines"]
     assert {standing(c) for c in rise.comparisons} == {FOR}, rise.summary()
     assert any(c.label.startswith("Spearman(top eigenvalue") and c.mean == pytest.approx(-1)
                for c in rise.comparisons)
-    landscapes = claims["flatter-landscapes"]  # one seed: describes, cannot decide
-    assert landscapes.status == INCONCLUSIVE and all(c.mean > 0 for c in landscapes.comparisons)
+    # every seed's fully trained SGD is 9/4 as curved as its early-stopped SGD (epoch 9 against
+    # 4) and 9 x 4 = 36 times as l-SAM (smoke's rho 0.3: 1 / (1 + 10 rho) = 1/4), whatever the
+    # seed: no spread, every comparison counts
+    assert data["lsam_rho"] == 0.3
+    landscapes = claims["flatter-landscapes"]
+    assert [c.mean for c in landscapes.comparisons] == pytest.approx([5 / 4, 5 / 4, 35, 35])
+    assert landscapes.status == REPRODUCED, landscapes.summary()
+    one_seed = {**data, "findings": {**data["findings"], "compared": {
+        k: ({m: v[:1] for m, v in val.items()} if isinstance(val, dict)
+            else val[:1] if isinstance(val, list) else val)
+        for k, val in data["findings"]["compared"].items()}}}
+    assert analysis.flatter_landscapes(one_seed, "smoke").status == INCONCLUSIVE
 
 
 def test_figures_and_tables_from_the_summary(toy):
@@ -287,6 +350,19 @@ def test_figures_and_tables_from_the_summary(toy):
     grid = np.asarray(grids["sgd@9"])  # rows: direction 2 (coefficient 2 in the fake bowl)
     assert grid[0, 2] > grid[2, 0]
     assert "SGD epoch 4 (early-stopped)" in plots.landscape_table(data)
+    table = plots.compared_basins_table(data).splitlines()
+    assert len(table) == 2 + len(p["seeds"]) and table[0].endswith("| l-SAM (ρ = 0.3) |")
+    # seed 1's early-stopped SGD: 1.1 x seed 0's curvature 8, x 1.25 (directions 0 and 1)
+    assert table[3].startswith("| 1 | 11.000 / ")
+    assert table[3].count(" / ") == 3
+    directions = plots.direction_curvatures_figure(data)
+    assert [t.name for t in directions.data] == ["seed 0: each direction", "seed 0: mean",
+                                                 "seed 1: each direction", "seed 1: mean"]
+    dots, means = directions.data[2], directions.data[3]  # seed 1
+    assert len(dots.y) == 3 * p["landscape_directions"]
+    assert list(dots.y[:2]) == pytest.approx([8.8, 13.2])  # early-stopped: 1.1 x 8, x 1.5
+    assert list(means.y) == pytest.approx([data["findings"]["compared"]["curvature"][m][1]
+                                           for m in ch.COMPARED_MODELS])
     assert "| largest eigenvalue | 3 | 12.600 | 4.200 | -67 % | 4.200 (4) | 8.400 (6) | +100 % |" \
         in plots.decay_table(data)
     assert plots.model_label(f"sam{p['lsam_rho']:g}", data).endswith("(l-SAM)")

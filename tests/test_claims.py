@@ -10,6 +10,7 @@ import pytest
 
 from flatness.errors import FlatnessError
 from flatness.results import read_result
+from flatness.scales import get_scale
 from flatness.study.analysis import CHAPTERS, all_claims, claims_of
 from flatness.study.chapter import results_root
 from flatness.study.claims import (
@@ -30,13 +31,19 @@ from flatness.study.claims import (
     standing,
 )
 from flatness.study.findings import (
+    README_END,
+    README_START,
     REGIME_END,
     REGIME_START,
+    STUDY_END,
+    STUDY_START,
     readme_regime,
     readme_section,
+    readme_study,
     readme_table,
     regime_markdown,
     results_markdown,
+    study_markdown,
 )
 from flatness.study.report import claims_markdown
 
@@ -143,20 +150,15 @@ def test_every_committed_results_chapter_page_and_results_page_agree(name):
         assert f"| **{claim.status}** |" in row
 
 
-def test_the_readme_table_is_generated_from_the_committed_results():
+@pytest.mark.parametrize(("what", "start", "end", "generated"), [
+    ("results table", README_START, README_END, readme_table),
+    ("regime statement", REGIME_START, REGIME_END, readme_regime),
+    ("account of the study", STUDY_START, STUDY_END, readme_study)])
+def test_the_readme_blocks_are_generated_from_the_committed_results(what, start, end, generated):
     readme = Path(__file__).resolve().parents[1] / "README.md"
-    assert readme_section(readme) == readme_table(), (
-        "README.md's results table is out of date: run "
-        "`python -c 'from pathlib import Path; from flatness.study.findings import "
-        "update_readme; update_readme(Path(\"README.md\"))'`")
-
-
-def test_the_readme_regime_is_generated_from_the_committed_results():
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    assert readme_section(readme, REGIME_START, REGIME_END) == readme_regime(), (
-        "README.md's regime statement is out of date: run `python -c 'from pathlib import "
-        "Path; from flatness.study.findings import update_readme; "
-        "update_readme(Path(\"README.md\"))'`")
+    assert readme_section(readme, start, end) == generated(), (
+        f"README.md's {what} is out of date: run `python -c 'from pathlib import Path; from "
+        "flatness.study.findings import update_readme; update_readme(Path(\"README.md\"))'`")
 
 
 def test_the_regime_statement_places_each_scale_on_its_committed_map(tmp_path, monkeypatch):
@@ -187,6 +189,44 @@ def test_the_regime_statement_places_each_scale_on_its_committed_map(tmp_path, m
         in text and "is not on the map" in text and "No current regime map" in text  # gpu
 
 
+def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, monkeypatch):
+    """Chapters and seeds, the recipes, the attack, and the jobs, compute, devices and commits
+    the result files record; the map's seeds and targets' accuracy join when it is current."""
+    from flatness.results import Result, write_result
+    from flatness.study.chapter import RESULT_KIND, committed_path
+    from flatness.study.chapters import get_chapter
+
+    def result(chapter, scale, seeds, hours, commit, **data):
+        return Result(kind=RESULT_KIND, scale=scale, data=data, seeds=seeds, config={
+            "chapter": chapter, "summary_version": get_chapter(chapter).summary_version},
+            provenance={"compute_time_s": 3600 * hours, "jobs": 10, "code_commit": commit,
+                        "precision": "bf16", "compute_devices": {"cpu:x86_64 x1 threads": 10}})
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    assert study_markdown({"lr_decay": None}).startswith("No chapter has a committed result")
+    cpu = {"lr_decay": result("lr_decay", "cpu", [0, 1, 2], 2.0, "a" * 40),
+           "sharpness": result("sharpness", "cpu", [0, 2], 1.5, "b" * 40 + "+dirty")}
+    text = study_markdown(cpu)
+    assert text.startswith("**`cpu`**: 2. Learning-rate decay, 3. Sharpness over seeds 0, 1, 2.")
+    scale = get_scale("cpu")
+    assert (f"`resnet18@0.25` trained on {scale.train_subset:,} images for {scale.epochs} "
+            "epochs") in text and "bf16" in text
+    assert "BIM L∞ 8/255, 10 steps, on 500 CIFAR-10 test images" in text
+    assert ("20 jobs recording 3.5 h of compute (a job shared by two results counts in each), "
+            "on cpu:x86_64 x1 threads; the results written at code commits aaaaaaa, "
+            "bbbbbbb+dirty.") in text
+    assert "test accuracy)" not in text  # no map: the targets' accuracy is not recorded
+    cells = [{"cell": {"train_subset": 10, "epochs": 6, "width": 0.25, "label": "10 images"},
+              "rhos": {"0": {"train_acc_mean": 0.95, "test_acc_mean": 0.6, "success_mean": 0.5}}}]
+    write_result(committed_path("regimes", "cpu"), result(
+        "regimes", "cpu", [0, 1], 4.0, "a" * 40, cells=cells,
+        target_accuracy={"vgg19_bn@0.25": 0.605, "resnet18@0.25": 0.731}))
+    text = study_markdown(cpu)
+    assert "over seeds 0, 1, 2; the regime map (chapter 0) over seeds 0, 1." in text
+    assert "(2 targets, 60.5-73.1 % test accuracy)." in text
+    assert "30 jobs recording 7.5 h" in text
+
+
 def test_a_chapter_without_a_result_is_not_computed():
     rows = all_claims({})
     assert [r.status for r in rows] == [NOT_COMPUTED] * len(CHAPTERS)
@@ -197,3 +237,14 @@ def test_the_regime_map_tests_no_claim_of_the_paper():
 
     result = Result(kind="chapter", scale="smoke", config={"chapter": "regimes"}, data={})
     assert claims_of(result) == []
+
+
+def test_a_summary_of_another_format_version_is_refused_not_misread():
+    from flatness.results import Result
+    from flatness.study.chapters import get_chapter
+
+    current = get_chapter("sharpness").summary_version
+    older = Result(kind="chapter", scale="cpu", data={"findings": {}},
+                   config={"chapter": "sharpness", "summary_version": current - 1})
+    with pytest.raises(FlatnessError, match=f"version {current - 1} .* reads version {current}"):
+        claims_of(older)

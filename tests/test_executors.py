@@ -51,6 +51,21 @@ class Sleep(Job):
         return {"name": self.name, **record}
 
 
+@dataclass(frozen=True)
+class Resumed(Sleep):
+    """A job resumed near its end: it records ``recorded_s`` of compute (a training run's
+    epochs before an interruption) though it takes no time here."""
+
+    recorded_s: float = 0.0
+    kind: ClassVar[str] = "test-resumed"
+
+    def compute(self, ctx) -> dict:
+        return {**super().compute(ctx), "recorded_s": self.recorded_s}
+
+    def compute_time_s(self, output: dict) -> float:
+        return float(output["recorded_s"])
+
+
 def computed(log: Path) -> dict[str, dict]:
     path = log / "computed.jsonl"
     lines = path.read_text().splitlines() if path.is_file() else []
@@ -123,6 +138,20 @@ def test_jobs_stored_before_a_run_count_as_done_not_towards_its_pace(tmp_path, c
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[0] for line in lines if line.startswith("study:")] == [
         "study: job 2/2"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_resumed_job_paces_the_study_by_the_compute_it_records(tmp_path, capsys, workers):
+    """Two jobs of the same expected size: the first, resumed, records 100 s of compute. The
+    second is priced at that pace (as the plan prices it from recorded compute), shared by the
+    workers, not at the instant the resumed job took in this process."""
+    log = str(tmp_path)
+    first = Resumed("first", log, recorded_s=100.0)
+    run_jobs([first, Resumed("second", log, after=(first,))], StudySpec.create("smoke"),
+             workers=workers)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("study:")]
+    left = {1: "~1m40s left", 2: "~50s left"}[workers]
+    assert lines[0].startswith("study: job 1/2") and left in lines[0]
 
 
 def test_workers_stop_when_the_study_that_started_them_is_killed(tmp_path):

@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from flatness.errors import FlatnessError
 from flatness.scales import get_scale
 from flatness.store import key_of
 from flatness.study.chapters import get_chapter
@@ -18,10 +19,15 @@ from flatness.study.targets import target_configs
 from flatness.training import TrainConfig
 
 #: Per scale planned on a CPU (fp32): the number and key of the keys of the surrogates (every
-#: seed), the targets and chapter 4's jobs, and the key of the resolved scale.
-STUDY = {"cpu": (48, "4978d197a9e0329d", "416e960559d444bd"),
-         "gpu": (135, "f11573291fc4eb95", "771f27f8e862259d"),
-         "paper": (139, "878a92b79cb62f1e", "fc60b9c31d71dd89")}
+#: seed), the targets and chapter 4's jobs, and the key of the resolved scale. Changed with the
+#: cpu scale chosen by the regime map, and chapter 4's non-SGD surrogates keeping their final
+#: weights only (every scale's chapter 4 keys); then with chapter 3's landscape directions (the
+#: scales' keys), LookSAM's revision 2 (its runs' keys) and its alpha at the cpu scale; then
+#: with the cpu scale's fourth seed for SGD and SAM in chapter 4 (ten more keys: five attacks
+#: and five Hessians; none renamed).
+STUDY = {"cpu": (113, "2fb57faba952af0b", "9fa785b7e0898803"),
+         "gpu": (135, "4e5412f3cf18e1a8", "eacc7a5a595ec84a"),
+         "paper": (139, "08f0926debbb06a1", "1273753d5d260b59")}
 
 
 def study_keys(name: str) -> tuple[int, str, str]:
@@ -40,9 +46,35 @@ def test_surrogates_targets_and_minimizer_jobs_keep_their_keys(name):
 
 def test_runs_keep_their_ids():
     cpu = TrainConfig.from_scale(StudySpec(get_scale("cpu"), device="cpu").scale, seed=1)
-    assert cpu.precision == "fp32" and cpu.run_id("src") == "787a84715f62ff6b"
+    assert cpu.precision == "fp32" and cpu.run_id("src") == "2261bd8225bb2314"
     sat = TrainConfig(arch="resnet18", adv_eps=0.1, adv_steps=1, precision="bf16")
     assert sat.run_id("src") == "ecb7330ce7af9f11"
+
+
+def test_a_minimizer_revision_renames_its_runs_only():
+    """LookSAM's revision 2 (per-tensor norms) enters its runs' keys; other minimizers keep
+    theirs, and a run of an earlier revision is refused rather than read as the current code."""
+    looksam = TrainConfig(minimizer="looksam", minimizer_params={"rho": 0.05}, precision="fp32")
+    assert looksam.to_dict()["minimizer_revision"] == 2
+    assert TrainConfig.from_dict(looksam.to_dict()) == looksam
+    assert "minimizer_revision" not in TrainConfig(minimizer="sam", precision="fp32").to_dict()
+    earlier = {k: v for k, v in looksam.to_dict().items() if k != "minimizer_revision"}
+    assert key_of(earlier) != key_of(looksam.to_dict())
+    with pytest.raises(FlatnessError, match="revision 1 of minimizer 'looksam'.*revision 2"):
+        TrainConfig.from_dict(earlier)
+
+
+def test_a_job_revision_renames_that_kinds_jobs_only():
+    """LGV's revision 2 (steps at its base run's precision) names its jobs; a kind at revision
+    1 keeps the identity it had before revisions existed."""
+    from flatness.study.jobs import LGVJob
+
+    base = TrainConfig(arch="resnet18", width=0.25, precision="bf16")
+    lgv = LGVJob(base, epochs=2, n_models=8)
+    assert lgv._identity()["revision"] == 2
+    earlier = {k: v for k, v in lgv._identity().items() if k != "revision"}
+    assert lgv.key() == f"lgv-{key_of(lgv._identity())}" != f"lgv-{key_of(earlier)}"
+    assert "revision" not in TrainJob(base)._identity()
 
 
 def test_the_key_is_canonical():
@@ -56,8 +88,8 @@ CHANGED = dict(arch="vgg19_bn", width=0.5, depth=3, dataset="d_r@cpu", train_sub
                subset_seed=1, eval_subset=10, epochs=151, lr=0.1, decay_epochs=(60,),
                decay_factor=0.2, momentum=0.8, weight_decay=1e-4, nesterov=True, batch_size=64,
                augment=False, minimizer="sam", minimizer_params={"rho": 0.1}, seed=1,
-               checkpoint_epochs=(5,), adv_norm="linf", adv_eps=0.5, adv_steps=3,
-               adv_step_size=0.1, precision="bf16",
+               checkpoint_epochs=(5,), state_epochs=(7,), adv_norm="linf", adv_eps=0.5,
+               adv_steps=3, adv_step_size=0.1, precision="bf16",
                init_from={"config": TrainConfig(precision="fp32",
                                                 checkpoint_epochs=(10,)).to_dict(), "epoch": 10})
 

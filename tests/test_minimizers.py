@@ -92,14 +92,21 @@ def test_gsam_closed_form():
 
 
 def test_looksam_closed_form_two_steps():
+    """Liu et al. Alg. 1 applied to each parameter tensor (w1: x[:3], w2: x[3:])."""
     _, _, grad, x = quadratic_problem()
     lr, rho, alpha = 0.1, 0.2, 0.7
+    tensors = (slice(0, 3), slice(3, 7))
     g = grad(x)
-    g_s = grad(x + rho * unit(g))
-    g_v = g_s - (g @ g_s) / (g @ g) * g  # = g_s - ||g_s|| cos(theta) g/||g||
+    g_s = grad(x + rho * unit(g))  # the SAM ascent is over the whole vector
+    g_v = torch.zeros(7, dtype=x.dtype)
+    for t in tensors:  # g_s - ||g_s|| cos(theta) g/||g||, per tensor
+        g_v[t] = g_s[t] - (g[t] @ g_s[t]) / (g[t] @ g[t]) * g[t]
     x1 = x - lr * g_s
     g1 = grad(x1)
-    x2 = x1 - lr * (g1 + alpha * g1.norm() / g_v.norm() * g_v)  # Liu et al. Alg. 1
+    step = g1.clone()
+    for t in tensors:
+        step[t] += alpha * g1[t].norm() / g_v[t].norm() * g_v[t]
+    x2 = x1 - lr * step
     assert torch.allclose(run_quadratic("looksam", steps=2, lr=lr, rho=rho, k=5, alpha=alpha),
                           x2, atol=1e-12)
 
@@ -184,17 +191,17 @@ def assert_same_state(a: nn.Module, b: nn.Module, atol: float, skip: str = "-") 
         assert torch.allclose(ta.double(), tb.double(), atol=atol, rtol=0), name
 
 
-@pytest.mark.parametrize("adaptive", [False, True])
-def test_sam_and_asam_match_pytorch_optimizer(adaptive):
-    from pytorch_optimizer import SAM
+def train_two_pass_reference(make_optimizer, steps: int) -> nn.Module:
+    """The MLP trained by a pytorch-optimizer two-pass optimizer as its docs say: gradients at
+    the current weights first (BatchNorm statistics updated), then ``step(closure)`` with the
+    statistics frozen for the perturbed pass, as our minimizers do."""
     from pytorch_optimizer.optimizer.utils.model import (
         disable_running_stats,
         enable_running_stats,
     )
 
-    rho, steps = (0.5 if adaptive else 0.05), 6
     ref, x, y = mlp_problem()
-    opt = SAM(ref.parameters(), torch.optim.SGD, rho=rho, adaptive=adaptive, **SGD_KW)
+    opt = make_optimizer(ref.parameters())
     for _ in range(steps):
         opt.zero_grad()
         enable_running_stats(ref)
@@ -208,12 +215,37 @@ def test_sam_and_asam_match_pytorch_optimizer(adaptive):
             return loss
 
         opt.step(closure)
+    return ref
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_sam_and_asam_match_pytorch_optimizer(adaptive):
+    from pytorch_optimizer import SAM
+
+    rho, steps = (0.5 if adaptive else 0.05), 6
+    ref = train_two_pass_reference(
+        lambda params: SAM(params, torch.optim.SGD, rho=rho, adaptive=adaptive, **SGD_KW), steps)
     ours = (train_ours("asam", steps, rho=rho, eta=0.0) if adaptive
             else train_ours("sam", steps, rho=rho))
     # pytorch-optimizer's momentum-0 trick still counts the perturbed pass in
     # num_batches_tracked (12 after 6 steps); ours counts batches (6). Everything else agrees.
     assert_same_state(ours, ref, atol=1e-5, skip="num_batches_tracked")
     assert not torch.allclose(ours[0].weight, mlp_problem()[0][0].weight)  # it moved
+
+
+def test_looksam_matches_pytorch_optimizer_per_tensor():
+    """pytorch-optimizer's LookSAM projects and rescales g_v per parameter tensor; so do we
+    (revision 2, see flatness.minimizers.looksam). Eight steps at k = 3 cover SAM steps, reused
+    steps, and a SAM step that replaces a stored g_v."""
+    from pytorch_optimizer import LookSAM
+
+    hp, steps = dict(rho=0.05, k=3, alpha=0.7), 8
+    ref = train_two_pass_reference(
+        lambda params: LookSAM(params, torch.optim.SGD, **hp, **SGD_KW), steps)
+    ours = train_ours("looksam", steps, **hp)
+    assert_same_state(ours, ref, atol=1e-5, skip="num_batches_tracked")
+    sam = train_ours("sam", steps, rho=hp["rho"])  # differs from SAM: the reused steps count
+    assert not torch.allclose(sam[0].weight, ours[0].weight, atol=1e-4)
 
 
 def test_gsam_matches_pytorch_optimizer_which_follows_the_paper():

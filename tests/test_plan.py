@@ -84,27 +84,58 @@ def test_a_job_of_other_size_is_priced_at_its_kinds_recorded_rate():
     assert rows["regimes"][-1] == "3.00" and rows["minimizers"][-1] == "0.50"
 
 
-def test_work_units_grow_with_images_epochs_passes_and_width():
-    from flatness.study.jobs import AttackSpec, SharpnessJob, TransferJob
+def test_a_kind_never_run_is_priced_at_the_rate_of_the_kind_it_is_priced_as():
+    def job(kind, units, cached, seconds=0.0, chapter="complementarity", priced_as=None):
+        return PlannedJob(chapter, kind, f"{kind} job", cached, seconds, kind, units,
+                          priced_as=priced_as)
+
+    # training recorded 1 h for 1e6 units: an LGV collection of 2e5 units costs 0.2 h; a
+    # robustness check priced as the attacks, of which none is stored, has no estimate
+    planned = [job("train", 1e6, True, 3600), job("lgv", 2e5, False, priced_as="train"),
+               job("robustness", 1e3, False, chapter="robust_features", priced_as="transfer")]
+    rows = {line.split()[0]: line.split() for line in plan_table(planned).splitlines()[2:-2]}
+    assert rows["complementarity"][-1] == "0.20" and rows["robust_features"][-1] == "?"
+    # its own kind's rate comes first once one of its jobs is stored (other work: 2 h per 4e5)
+    planned.append(PlannedJob("regimes", "lgv", "other lgv job", True, 7200, "other", 4e5,
+                              priced_as="train"))
+    rows = {line.split()[0]: line.split() for line in plan_table(planned).splitlines()[2:-2]}
+    assert rows["complementarity"][-1] == "1.00"
+
+
+def test_work_units_grow_with_images_epochs_passes_and_width(cifar_tiny):
+    from flatness.study.jobs import AttackSpec, LGVJob, RobustnessJob, SharpnessJob, TransferJob
+
+    spec = StudySpec.create("smoke", data=cifar_tiny, device="cpu")
+
+    def units_of(job):
+        return job.work_units(spec)
 
     base = TrainConfig(arch="resnet18", width=0.25, train_subset=1000, epochs=6,
                        decay_epochs=(2, 4), checkpoint_epochs=(4,))
-    units = TrainJob(base).work_units()
+    units = units_of(TrainJob(base))
     assert units == 1000 * 6 * 0.25**2
-    assert TrainJob(dataclasses.replace(base, width=0.5)).work_units() == 4 * units
-    assert TrainJob(dataclasses.replace(base, minimizer="sam")).work_units() == 2 * units
-    assert TrainJob(dataclasses.replace(base, train_subset=None)).work_units() == 50 * units
+    assert units_of(TrainJob(dataclasses.replace(base, width=0.5))) == 4 * units
+    assert units_of(TrainJob(dataclasses.replace(base, minimizer="sam"))) == 2 * units
+    assert units_of(TrainJob(dataclasses.replace(base, train_subset=None))) == 50 * units
     # a derived dataset holds its scale's robust_dataset_size images, not CIFAR-10's 50,000
     derived = dataclasses.replace(base, train_subset=None,
                                   dataset="d_nr@cpu[robust_dataset_size=3000]")
-    assert TrainJob(derived).work_units() == 3 * units
+    assert units_of(TrainJob(derived)) == 3 * units
     late = base.branch(4, minimizer="sam")  # two epochs of SAM after SGD's fourth
-    assert TrainJob(late).work_units() == units * 2 / 6 * 2
+    assert units_of(TrainJob(late)) == units * 2 / 6 * 2
     attack = AttackSpec(eps=8 / 255, steps=10)
-    assert (TransferJob(base, attack, epochs=(2, 4, 6)).work_units()
-            == 3 * TransferJob(base, attack).work_units())
-    assert SharpnessJob(base, n_images=200).work_units() == 2 * SharpnessJob(
-        base, n_images=100).work_units()
+    assert (units_of(TransferJob(base, attack, epochs=(2, 4, 6)))
+            == 3 * units_of(TransferJob(base, attack)))
+    assert units_of(SharpnessJob(base, n_images=200)) == 2 * units_of(SharpnessJob(
+        base, n_images=100))
+    # an attack step is an image's forward and backward pass: images count, as in robustness
+    transfer = units_of(TransferJob(base, attack))
+    assert transfer == 10 * spec.scale.n_attack_images * 0.25**2
+    assert units_of(RobustnessJob(base, eps=(0.25, 0.5), steps=20, n_images=100)) == (
+        2 * 20 * 100 * 0.25**2)
+    # LGV's SGD epochs cost what a training run's do, one pass per step
+    assert units_of(LGVJob(base, epochs=2)) == 1000 * 2 * 0.25**2
+    assert LGVJob.priced_as == "train" and RobustnessJob.priced_as == "transfer"
 
 
 def test_jobs_differing_only_by_seed_share_their_work():

@@ -231,6 +231,52 @@ def test_fine_tuning_starts_from_the_parent_checkpoint(shared_cifar, tmp_path):
     assert any(not torch.equal(mine[k], theirs[k]) for k in mine)
 
 
+def test_a_resumed_branch_is_the_run_a_fresh_start_with_its_schedule_trains(shared_cifar,
+                                                                           tmp_path):
+    """Chapter 2's single decays: the constant-rate run keeps its training state at epoch 2;
+    a branch resumed there with a decay at 2 gives, bitwise, the weights and checkpoints of a
+    fresh run decayed at 2, and trains only epochs 3 and 4."""
+    recipe = dict(train_subset=256, eval_subset=64, epochs=4, checkpoint_epochs=(1, 2, 3, 4))
+    constant = smoke_config(decay_epochs=(), state_epochs=(2,), **recipe)
+    branch = constant.branch(2, resume=True, decay_epochs=(2,))
+    fresh = smoke_config(decay_epochs=(2,), **recipe)
+    assert branch.resumes and branch.checkpoint_epochs == (1, 2, 3, 4)
+    assert "-resume2-" in branch.run_name("copy") and TrainConfig.from_dict(
+        branch.to_dict()) == branch
+    ran = train(branch, data=shared_cifar, out=tmp_path / "b", progress=False)
+    ref = train(fresh, data=shared_cifar, out=tmp_path / "f", progress=False)
+    parent = Run(tmp_path / "b" / constant.run_name(ran.info["data_source"]))
+    assert parent.state_path(2).is_file() and not parent.state_path(1).exists()
+    assert ran.checkpoint_epochs() == ref.checkpoint_epochs() == [1, 2, 3, 4]
+    for epoch in (1, 2, 3, 4):
+        mine, theirs = ran.load_state_dict(epoch), ref.load_state_dict(epoch)
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), epoch
+    rows, expected = ran.metrics(), ref.metrics()
+    assert [m.get("inherited", False) for m in rows] == [True, True, False, False]
+    for row, want in zip(rows, expected, strict=True):
+        assert (row["lr"], row["train_loss"], row["test_acc"]) == (
+            want["lr"], want["train_loss"], want["test_acc"])
+    # the constant run went on at the full rate after epoch 2
+    assert parent.metrics()[2]["lr"] == pytest.approx(constant.lr) != rows[2]["lr"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(seed=1), "differs from its parent only in its schedule after epoch 2, not in seed"),
+    (dict(minimizer="sam"), "not in minimizer"),
+    (dict(decay_epochs=(1, 3)), "keeps its parent's decays before epoch 2"),
+])
+def test_a_resumed_branch_refuses_what_would_not_be_its_parents_run(changes, message):
+    parent = smoke_config(epochs=4, decay_epochs=(), checkpoint_epochs=(2, 4),
+                          state_epochs=(2,))
+    with pytest.raises(FlatnessError, match=message):
+        parent.branch(2, resume=True, **changes)
+    with pytest.raises(FlatnessError, match="keeps no training state at epoch 3"):
+        parent.branch(3, resume=True, checkpoint_epochs=(4,))
+    with pytest.raises(FlatnessError, match="state epochs must lie in 1..3"):
+        smoke_config(epochs=4, state_epochs=(4,))
+    assert "state_epochs" not in smoke_config(epochs=4).to_dict()  # keys of runs keeping none
+
+
 def test_the_command_line_fine_tunes_a_run_from_its_checkpoint(cifar_tiny, tmp_path, capsys):
     common = ["--scale", "smoke", "--device", "cpu", "--data", str(cifar_tiny),
               "--out", str(tmp_path)]
@@ -242,6 +288,31 @@ def test_the_command_line_fine_tunes_a_run_from_its_checkpoint(cifar_tiny, tmp_p
     child = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
     assert "-sam0.05-from1-" in child.dir.name and child.is_complete
     assert child.config.parent == Run.open(parent).config
+
+
+def test_the_command_line_resumes_a_run_under_another_schedule(cifar_tiny, tmp_path, capsys):
+    common = ["--scale", "smoke", "--device", "cpu", "--data", str(cifar_tiny),
+              "--out", str(tmp_path)]
+    fresh = ["train", *common, "--set", "eval_subset=20", "--train-subset", "20", "--epochs", "3",
+             "--checkpoint-epochs", "1,2,3"]
+    assert main([*fresh, "--decay-epochs", "none", "--state-epochs", "1"]) == 0
+    parent = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["train", *common, "--from-run", parent, "--from-epoch", "1", "--resume",
+                 "--decay-epochs", "1"]) == 0
+    child = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "-sgd-resume1-" in child.dir.name and child.is_complete
+    assert child.config.decay_epochs == (1,) and child.checkpoint_epochs() == [1, 2, 3]
+    assert main([*fresh, "--decay-epochs", "1"]) == 0  # the same schedule from scratch
+    scratch = Run.open(capsys.readouterr().out.strip().splitlines()[-1])
+    assert all(torch.equal(v, scratch.load_state_dict(3)[k])
+               for k, v in child.load_state_dict(3).items())
+    sam = ["--minimizer", "sam", "--rho", "0.1"]
+    for bad, message in ((sam, "continues its parent's minimizer"),
+                         ([], "--resume needs --decay-epochs")):
+        args = ["train", *common, "--from-run", parent, "--from-epoch", "1", "--resume", *bad]
+        if bad:
+            args += ["--decay-epochs", "1"]
+        assert main(args) == 2 and message in capsys.readouterr().err
 
 
 def test_a_compiled_run_trains_what_the_eager_run_trains(cifar_tiny, tmp_path, monkeypatch):

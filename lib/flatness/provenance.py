@@ -29,6 +29,12 @@ def code_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def short_commit(commit: str, length: int = 10) -> str:
+    """``commit`` cut to ``length`` characters, its ``+dirty`` mark kept: a result written
+    from local changes says so."""
+    return commit[:length] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def device_description(device: Any = None) -> str:
     """A human-readable name of the compute device (GPU model, or CPU with its core count)."""
     import torch

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flatness.errors import FlatnessError
 from flatness.io import write_text
+from flatness.provenance import short_commit
 from flatness.results import Result, read_result
 from flatness.scales import get_scale
 from flatness.study.chapter import RESULT_KIND, staleness
@@ -76,7 +77,7 @@ def rows(results_dir: Path) -> list[tuple[str, ...]]:
         table.append((
             name, result.kind, result.scale, ", ".join(map(str, result.seeds)) or "?",
             devices_text(prov), result.data_copy or "?",
-            commit[:10] + ("+dirty" if commit.endswith("+dirty") else ""),
+            short_commit(commit),
             _wall_time(prov.get("wall_time_s")),
             _wall_time(prov["compute_time_s"]) if "compute_time_s" in prov else "",
             _served(result),

@@ -51,12 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated epochs after which lr /= 10; 'none' for constant")
     parser.add_argument("--checkpoint-epochs", default=None,
                         help="comma-separated epochs whose weights to keep (default: the scale's)")
+    parser.add_argument("--state-epochs", default=None,
+                        help="comma-separated epochs whose whole training state to keep, so that "
+                        "--from-run ... --resume continues the run there")
     add_compile_option(parser)
     parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
                         help="fine-tune this run from its checkpoint at --from-epoch to the end "
                         "of its schedule with --minimizer/--rho/--hp (late-phase SAM)")
     parser.add_argument("--from-epoch", type=positive_int, default=None,
                         help="the checkpoint of --from-run to start from")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --from-run: continue its training state at --from-epoch (one "
+                        "of its --state-epochs) under --decay-epochs, the run a fresh start with "
+                        "that schedule would train, without its first epochs")
 
 
 def _epochs_list(text: str | None) -> tuple[int, ...] | None:
@@ -115,14 +122,25 @@ def _branched_config(args: argparse.Namespace, minimizer_params: dict[str, Any])
         raise FlatnessError("--from-run needs --from-epoch (the checkpoint to start from)")
     given = [f"--{name.replace('_', '-')}" for name in _FRESH_RUN_OPTIONS
              if getattr(args, name) is not None]
-    if given or args.target or args.dataset != "cifar10":
+    decays = _epochs_list(args.decay_epochs)
+    if args.resume:
+        given = [g for g in given if g != "--decay-epochs"]
+        if decays is None:
+            raise FlatnessError("--resume needs --decay-epochs (the schedule it continues with)")
+        if args.minimizer != "sgd" or minimizer_params:
+            raise FlatnessError("--resume continues its parent's minimizer: drop --minimizer, "
+                                "--rho and --hp")
+    if given or args.target or args.dataset != "cifar10" or args.state_epochs is not None:
         raise FlatnessError(f"--from-run continues its parent's network, data and schedule: "
-                            f"drop {', '.join(given or ['--target/--dataset'])}")
+                            f"drop {', '.join(given or ['--target/--dataset/--state-epochs'])}")
     parent = Run.open(args.from_run).config
-    changes: dict[str, Any] = {"minimizer": args.minimizer, "minimizer_params": minimizer_params}
+    changes: dict[str, Any] = {}
     if (checkpoints := _epochs_list(args.checkpoint_epochs)) is not None:
         changes["checkpoint_epochs"] = checkpoints
-    return parent.branch(args.from_epoch, **changes)
+    if args.resume:  # the parent's minimizer goes on; the schedule after the epoch changes
+        return parent.branch(args.from_epoch, resume=True, decay_epochs=decays, **changes)
+    return parent.branch(args.from_epoch, minimizer=args.minimizer,
+                         minimizer_params=minimizer_params, **changes)
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -131,6 +149,8 @@ def build_config(args: argparse.Namespace) -> Any:
 
     if args.from_run is None and args.from_epoch is not None:
         raise FlatnessError("--from-epoch needs --from-run (the run to fine-tune)")
+    if args.from_run is None and args.resume:
+        raise FlatnessError("--resume needs --from-run (the run to continue)")
     scale = scale_from_args(args)
     base = scale.surrogate if not args.target else (scale.targets[0] if scale.targets
                                                     else scale.surrogate)
@@ -161,6 +181,8 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides["decay_epochs"] = decays
     if (checkpoints := _epochs_list(args.checkpoint_epochs)) is not None:
         overrides["checkpoint_epochs"] = checkpoints
+    if (states := _epochs_list(args.state_epochs)) is not None:
+        overrides["state_epochs"] = states
     return TrainConfig.from_scale(scale, spec, seed=args.seed, target=args.target, **overrides)
 
 

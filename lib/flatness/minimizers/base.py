@@ -73,6 +73,9 @@ class Minimizer:
     reference: ClassVar[str] = ""
     passes: ClassVar[float] = 1.0  # forward-backward passes per step, for documentation
     eps: ClassVar[float] = 1e-12  # added to norms in denominators (as pytorch-optimizer does)
+    # bumped when a change to the code alters the weights a minimizer trains; above 1 it enters
+    # the run's key (TrainConfig.to_dict), so runs trained by the earlier code are not reused
+    revision: ClassVar[int] = 1
 
     def __init__(self, model: nn.Module, base_optimizer: torch.optim.Optimizer,
                  **hyperparameters: Any) -> None:

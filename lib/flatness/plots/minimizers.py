@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from flatness.minimizers import get_minimizer_class
 from flatness.plots.figures import PALETTE, bar_per_target, curve_traces, slider_figure
 from flatness.study.analysis.minimizers import ES, FULL
 
@@ -110,3 +111,20 @@ def ranking_markdown(data: dict[str, Any]) -> str:
             f"{100 * (e['success_mean'] - es):+.1f} | "
             f"{100 * (e['success_mean'] - full):+.1f} | {acc} | {eig} |")
     return "\n".join(lines)
+
+
+def fixed_hyperparameters_markdown(scale: dict[str, Any]) -> str:
+    """What a result's scale sets besides rho for its minimizers, against their defaults (the
+    papers'), from the scale stored with the result."""
+    fixed = scale.get("minimizers", {}).get("hyperparameters") or {}
+    if not fixed:
+        return ("Besides rho, every minimizer trains with its default hyper-parameters (the "
+                "papers'; `python -m flatness minimizers` lists them).")
+    parts = []
+    for name, values in sorted(fixed.items()):
+        defaults = get_minimizer_class(name).hyperparameters
+        parts += [f"{name} {key} = {value:g} (default {defaults[key]:g})"
+                  for key, value in sorted(values.items())]
+    return ("Besides rho, the minimizers train with their default hyper-parameters (the "
+            f"papers'; `python -m flatness minimizers` lists them), except, at this scale: "
+            f"{'; '.join(parts)}.")

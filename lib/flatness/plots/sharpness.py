@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import plotly.colors as plotly_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -119,6 +120,62 @@ def landscape_table(data: dict[str, Any]) -> str:
                     f"{fmt(m['rise_half'])} | {fmt(m['rise_full'])} | "
                     f"{fmt(surface.get('mean_rise'))} |")
     return "\n".join(rows)
+
+
+def compared_names(data: dict[str, Any], epochs: bool = False) -> dict[str, str]:
+    """The flatness claim's three models by their summary key: labels for tables (``epochs``:
+    with the early-stopped and final epochs) or short ones for axes."""
+    early, final = ((f" (epoch {data['findings']['early_epoch']})", f" (epoch {data['epochs']})")
+                    if epochs else ("", ""))
+    return {"early": f"early-stopped SGD{early}", "final": f"fully trained SGD{final}",
+            "lsam": f"l-SAM (ρ = {data['lsam_rho']:g})"}
+
+
+def compared_basins_table(data: dict[str, Any]) -> str:
+    """Markdown table, one row per seed and one column per compared model: its 1-D curvature
+    (mean over the random directions) and its mean 2-D loss rise (the flatness claim's
+    numbers)."""
+    compared = data["findings"]["compared"]
+    names = compared_names(data, epochs=True)
+    rows = ["| seed | " + " | ".join(names.values()) + " |", "|---" * (1 + len(names)) + "|"]
+    for i, seed in enumerate(compared["seeds"]):
+        cells = [f"{fmt(compared['curvature'][m][i])} / {fmt(compared['mean_rise_2d'][m][i])}"
+                 for m in names]
+        rows.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def direction_curvatures_figure(data: dict[str, Any]) -> go.Figure:
+    """The compared models' 1-D curvature along each random direction (dots) and its mean over
+    directions (diamonds: the flatness claim's numbers), grouped by seed: how much one
+    direction's curvature varies, and so why the claim takes the mean."""
+    compared = data["findings"]["compared"]
+    names = compared_names(data)
+    fig = go.Figure()
+    palette = plotly_colors.qualitative.Plotly
+    for i, seed in enumerate(compared["seeds"]):
+        group, color = f"seed {seed}", palette[i % len(palette)]
+        xs, ys, hover = [], [], []
+        for model, label in names.items():
+            for direction, value in enumerate(compared["curvature_by_direction"][model][i]):
+                xs.append(label)
+                ys.append(value)
+                hover.append(f"{label}, seed {seed}, direction {direction}")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=f"{group}: each direction",
+                                 legendgroup=group, offsetgroup=group, text=hover,
+                                 hovertemplate="%{text}: %{y:.3f}<extra></extra>",
+                                 marker={"size": 7, "opacity": 0.5, "color": color}))
+        fig.add_trace(go.Scatter(x=list(names.values()),
+                                 y=[compared["curvature"][m][i] for m in names],
+                                 mode="markers", name=f"{group}: mean", legendgroup=group,
+                                 offsetgroup=group,
+                                 hovertemplate=f"{group}, mean: %{{y:.3f}}<extra></extra>",
+                                 marker={"size": 13, "symbol": "diamond", "color": color,
+                                         "line": {"width": 1, "color": "black"}}))
+    fig.update_layout(scattermode="group", height=420, yaxis_title="1-D curvature at 0",
+                      title=f"1-D curvature along {compared['directions']} random directions "
+                            "(diamonds: means)")
+    return fig
 
 
 def sharpness_scatter(data: dict[str, Any]) -> go.Figure:

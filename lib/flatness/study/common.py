@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
+from flatness.minimizers import parse_hyperparameters
 from flatness.scales import Scale
 from flatness.study.jobs import AttackSpec, SharpnessJob
 from flatness.training import TrainConfig
@@ -31,11 +32,34 @@ def standard_sgd(scale: Scale, seed: int) -> TrainConfig:
 
 def minimizer_surrogate(scale: Scale, seed: int, name: str, rho: float | None = None
                         ) -> TrainConfig:
-    """The recipe trained with minimizer ``name`` (at its default rho when ``rho`` is None)."""
+    """The recipe trained with minimizer ``name`` (at its default rho when ``rho`` is None).
+    Only SGD's checkpoints are read (early stopping, sharpness over training): the others keep
+    their final weights alone, the runs the regime map trains at the same cell."""
     if name == "sgd":
         return standard_sgd(scale, seed)
-    params = {} if rho is None else {"minimizer_params": {"rho": float(rho)}}
-    return surrogate(scale, seed, minimizer=name, **params)
+    return surrogate(scale, seed, minimizer=name, checkpoint_epochs=(),
+                     minimizer_params=minimizer_params(scale, name, rho))
+
+
+def minimizer_params(scale: Scale, name: str, rho: float | None = None) -> dict[str, Any]:
+    """The hyper-parameters a run of minimizer ``name`` trains with at ``scale``: those other
+    than rho the scale sets (``minimizers.hyperparameters``, read as the minimizer's types;
+    clear errors for an unknown name or a rho set there), and ``rho`` when given. Every
+    chapter builds its runs' ``minimizer_params`` here, so that runs shared across chapters
+    (the regime map's SAM cells, chapter 4's SAM) keep one key."""
+    values = scale.minimizers.hyperparameters.get(name, {})
+    if "rho" in values:
+        raise FlatnessError(f"minimizers.hyperparameters.{name} sets rho: rho belongs in "
+                            f"minimizers.rhos.{name}")
+    params = parse_hyperparameters(name, {key: _text(value) for key, value in values.items()})
+    if rho is not None:
+        params["rho"] = float(rho)
+    return params
+
+
+def _text(value: float) -> str:
+    """A design value as :func:`parse_hyperparameters` reads it (``5.0`` as ``5``: an int)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def sam(scale: Scale, seed: int, rho: float = SAM_RHO) -> TrainConfig:

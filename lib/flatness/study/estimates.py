@@ -3,10 +3,11 @@ and the wall time of the rest as N workers.
 
 A job still to run costs what its stored siblings on other seeds recorded (the same work,
 :meth:`Job.work_key`), else its work (:meth:`Job.work_units`) at the rate the stored jobs of
-its kind recorded, else the mean of its chapter's stored jobs of its kind; nothing to go by
-gives no estimate. :mod:`flatness.study.plan` prints these before a run; the executors weigh
-a running study's progress with them, so its estimate of what remains counts a training run
-as more than an attack.
+its kind recorded, else at the rate of the kind it is priced as (:attr:`Job.priced_as`: an LGV
+collection at training's, a robustness check at the attacks'), else the mean of its chapter's
+stored jobs of its kind; nothing to go by gives no estimate. :mod:`flatness.study.plan` prints
+these before a run; the executors weigh a running study's progress with them, so its estimate
+of what remains counts a training run as more than an attack.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class PlannedJob:
     units: float | None = None  # Job.work_units: the size of that work
     key: str = ""  # Job.key
     reads: tuple[str, ...] = ()  # the keys of the jobs it reads (Job.deps)
+    priced_as: str | None = None  # Job.priced_as: whose rate prices its units, failing its own
 
 
 def planned_jobs(ordered: list[Job], spec: Any, stored: dict[str, dict[str, Any]],
@@ -38,8 +40,9 @@ def planned_jobs(ordered: list[Job], spec: Any, stored: dict[str, dict[str, Any]
     """``ordered`` as planned jobs (``stored``: the outputs of those already done, by key)."""
     return [PlannedJob(chapter, job.kind, job.label, job.key() in stored,
                        job.compute_time_s(stored[job.key()]) if job.key() in stored else 0.0,
-                       job.work_key(), job.work_units(), job.key(),
-                       tuple(dep.key() for dep in job.deps(spec))) for job in ordered]
+                       job.work_key(), job.work_units(spec), job.key(),
+                       tuple(dep.key() for dep in job.deps(spec)), job.priced_as)
+            for job in ordered]
 
 
 def expected_seconds(planned: list[PlannedJob]) -> dict[str, float]:
@@ -54,8 +57,9 @@ def expected_seconds(planned: list[PlannedJob]) -> dict[str, float]:
 
 def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
     """Seconds each job still costs, by ``id`` of its PlannedJob: 0 when cached; else its
-    cached siblings' mean (other seeds, any chapter), else its work at its kind's rate, else
-    the mean of its chapter's cached jobs of its kind; None: nothing to go by."""
+    cached siblings' mean (other seeds, any chapter), else its work at its kind's rate (or
+    its ``priced_as`` kind's), else the mean of its chapter's cached jobs of its kind; None:
+    nothing to go by."""
     siblings: dict[str, list[float]] = {}
     group_cached: dict[tuple[str, str], list[float]] = {}
     for job in planned:
@@ -68,7 +72,7 @@ def job_estimates(planned: list[PlannedJob]) -> dict[int, float | None]:
     for job in planned:
         same_work = siblings.get(job.work) if job.work else None
         cached = group_cached.get((job.chapter, job.kind))
-        rate = rates.get(job.kind)
+        rate = rates.get(job.kind, rates.get(job.priced_as or ""))
         if job.cached:
             costs[id(job)] = 0.0
         elif same_work:

@@ -92,10 +92,15 @@ def _study_progress(ordered: list[Job], spec: StudySpec, stored: dict[str, dict[
     return bar, expected
 
 
-def _advance(bar: Progress, job: Job, expected: dict[str, float], started: float) -> None:
-    """Report a job computed here, timed from ``started``."""
+def _advance(bar: Progress, job: Job, output: dict[str, Any], expected: dict[str, float],
+             started: float) -> None:
+    """Report a job computed here, started at ``started``. The pace counts the compute its
+    ``output`` records, the measure its estimate was made from: a training run resumed at its
+    last epoch records every epoch's time, where the seconds since ``started`` would count a
+    whole run for the last few epochs (after a restart the study read 1h13m left, not 7.7 h)."""
     took = time.perf_counter() - started
-    bar.advance(note=f"{took:.1f} s  {job.label}", work=expected.get(job.key(), 0.0), took=took)
+    bar.advance(note=f"{took:.1f} s  {job.label}", work=expected.get(job.key(), 0.0),
+                took=job.compute_time_s(output) or took)
 
 
 def run_jobs(jobs: Iterable[Job], spec: StudySpec, *, executor: str = "local",
@@ -129,7 +134,7 @@ def _run_local(ordered: list[Job], spec: StudySpec, progress: bool | None) -> di
                 continue
             started = time.perf_counter()
             outputs[job.key()] = job.run(ctx, files=job.key() in needed)
-            _advance(bar, job, expected, started)
+            _advance(bar, job, outputs[job.key()], expected, started)
     return {job.key(): outputs[job.key()] for job in ordered}
 
 
@@ -216,7 +221,7 @@ def _run_processes(ordered: list[Job], spec: StudySpec, workers: int,
                 except Exception as exc:  # the others finish (their outputs are kept)
                     failed.append(f"{job.label}: {type(exc).__name__}: {exc}")
                     continue
-                _advance(bar, job, expected, started)
+                _advance(bar, job, outputs[job.key()], expected, started)
             start_ready()
     if failed:
         raise FlatnessError(f"{len(failed)} job(s) failed in a worker process (the finished "

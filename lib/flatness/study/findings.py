@@ -3,8 +3,8 @@
 Statuses come from :mod:`flatness.study.claims` through each chapter's analysis
 (:mod:`flatness.study.analysis`), the very objects the chapter pages render, so the two can
 not disagree. The README's results table is :func:`readme_table` of the committed results,
-and the regime they come from :func:`readme_regime` (``tests/test_claims.py`` checks that
-both are up to date).
+the regime they come from :func:`readme_regime`, and how they were computed
+:func:`readme_study` (``tests/test_claims.py`` checks that all three are up to date).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from flatness.provenance import short_commit
 from flatness.results import Result
 from flatness.scales import get_scale
 from flatness.study.analysis import CHAPTERS, TITLES, all_claims
@@ -22,6 +23,8 @@ from flatness.study.report import claims_table
 README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
 #: The README's generated regime statement sits between these two lines.
 REGIME_START, REGIME_END = "<!-- regime:start -->", "<!-- regime:end -->"
+#: The README's generated account of how the committed study was computed.
+STUDY_START, STUDY_END = "<!-- study:start -->", "<!-- study:end -->"
 
 
 def load_results(loader: Callable[[str], Result | None]) -> dict[str, Result | None]:
@@ -65,6 +68,72 @@ def regime_markdown(results: Mapping[str, Result | None]) -> str:
     return "\n\n".join(parts)
 
 
+def study_markdown(results: Mapping[str, Result | None]) -> str:
+    """How each (non-smoke) scale of ``results`` was computed, from the result files and the
+    scale: chapters and seeds, the surrogate and target recipes, the attack, the jobs and their
+    recorded compute, where and at which commits. The regime map's result (chapter 0) joins
+    its scale's chapters when it is current."""
+    from flatness.study.analysis.regimes import targets_text
+    from flatness.study.chapter import PUBLISHED_SCALES, committed_result
+
+    scales = sorted({r.scale for r in results.values() if r is not None and r.scale != "smoke"},
+                    key=lambda s: (s not in PUBLISHED_SCALES, s))
+    if not scales:
+        return "No chapter has a committed result beyond `smoke`."
+    parts = []
+    for name in scales:
+        scale = get_scale(name)
+        chapters = {TITLES[c]: r for c, r in results.items() if r and r.scale == name}
+        regimes = committed_result("regimes", scale)
+        files = [*([regimes] if regimes else []), *chapters.values()]
+        seeds = sorted({seed for r in chapters.values() for seed in r.seeds})
+        prov = [r.provenance for r in files]
+        precisions = sorted({str(p.get("precision")) for p in prov if p.get("precision")})
+        devices = sorted({d for p in prov for d in (p.get("compute_devices") or {})
+                          if d != "unrecorded"})
+        commits = sorted({short_commit(str(p["code_commit"]), 7) for p in prov
+                          if p.get("code_commit")})
+        hours = sum(float(p.get("compute_time_s") or 0.0) for p in prov) / 3600
+        jobs = sum(int(p.get("jobs") or 0) for p in prov)
+        s, t = scale.surrogate, scale.targets
+        decays = ", ".join(map(str, scale.decay_epochs)) or "none"
+        zoo = ", ".join(f"`{m.arch}@{m.width:g}`" for m in t)
+        map_part = (f"; the regime map (chapter 0) over seeds {_listed(regimes.seeds)}"
+                    if regimes else "")
+        parts.append("\n".join([
+            f"**`{name}`**: {', '.join(chapters)} over seeds {_listed(seeds)}{map_part}.",
+            f"- Surrogate: `{s.arch}@{s.width:g}` trained on "
+            f"{_images(scale.train_subset)} for {scale.epochs} epochs, SGD (lr {scale.lr:g}, "
+            f"momentum {scale.momentum:g}, weight decay {scale.weight_decay:g}, batch "
+            f"{scale.batch_size}), learning rate /10 at epochs {decays}, "
+            f"{' or '.join(precisions) or 'precision unrecorded'}.",
+            f"- Targets: {zoo}, each trained {scale.target_epochs or scale.epochs} epochs on "
+            f"{_images(scale.target_train_subset or scale.train_subset)}"
+            f"{targets_text(regimes.data) if regimes else ''}.",
+            f"- Attack: BIM L∞ {_budget(scale.eps)}, {scale.attack_steps} steps, on "
+            f"{scale.n_attack_images:,} CIFAR-10 test images every target classifies correctly.",
+            f"- Compute: {jobs:,} jobs recording {hours:.1f} h of compute (a job shared by two "
+            f"results counts in each), on {', '.join(devices) or 'unrecorded devices'}; the "
+            f"results written at code commit{'s' if len(commits) > 1 else ''} "
+            f"{', '.join(commits) or 'unrecorded'}.",
+        ]))
+    return "\n\n".join(parts)
+
+
+def _listed(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds)) or "none"
+
+
+def _images(count: int | None) -> str:
+    return "all 50,000 CIFAR-10 training images" if count is None else f"{count:,} images"
+
+
+def _budget(eps: float) -> str:
+    """8/255 for a budget on the 255 grid, else the number."""
+    steps = eps * 255
+    return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:g}"
+
+
 def committed_results() -> dict[str, Result | None]:
     """Every chapter's committed result at its largest current scale (None where only
     ``smoke`` would serve it)."""
@@ -93,6 +162,12 @@ def readme_regime() -> str:
     return f"{REGIME_START}\n{regime_markdown(committed_results())}\n{REGIME_END}"
 
 
+def readme_study() -> str:
+    """The README's account of the committed study: :func:`study_markdown` of the committed
+    results, between its markers."""
+    return f"{STUDY_START}\n{study_markdown(committed_results())}\n{STUDY_END}"
+
+
 def _block(text: str, start: str, end: str) -> str:
     first, last = text.index(start), text.index(end) + len(end)
     return text[first:last]
@@ -104,11 +179,12 @@ def readme_section(readme: Path, start: str = README_START, end: str = README_EN
 
 
 def update_readme(readme: Path) -> bool:
-    """Rewrite the README's generated blocks (the table, the regime) from the committed
-    results; True when one changed."""
+    """Rewrite the README's generated blocks (the table, the regime, the study's account)
+    from the committed results; True when one changed."""
     text = original = readme.read_text()
     for (start, end), new in (((README_START, README_END), readme_table()),
-                              ((REGIME_START, REGIME_END), readme_regime())):
+                              ((REGIME_START, REGIME_END), readme_regime()),
+                              ((STUDY_START, STUDY_END), readme_study())):
         text = text.replace(_block(text, start, end), new)
     if text == original:
         return False

@@ -27,6 +27,7 @@ import torch
 from flatness import ledger
 from flatness.data import images_to_tensor
 from flatness.data.derived import derived_source, register_name
+from flatness.device import memory_format
 from flatness.errors import FlatnessError
 from flatness.io import save_torch, write_json
 from flatness.minimizers import get_minimizer_class
@@ -41,6 +42,11 @@ from flatness.training.runs import Run, runs_root
 
 #: CIFAR-10's training images (a run with ``train_subset=None`` trains on all of them).
 FULL_TRAIN_IMAGES = 50_000
+
+
+def run_images(config: TrainConfig) -> int:
+    """How many images a run trains on: its subset, else all of its dataset."""
+    return config.train_subset or training_images(config.dataset)
 
 
 def training_images(dataset: str) -> int:
@@ -59,14 +65,19 @@ class Job:
     #: Whether jobs reading this one read its files (weights, images), not only its output:
     #: its ledger entry then stands in for it only where no job that must compute reads it.
     artifacts: ClassVar[bool] = False
+    #: The revision of the kind's computation: raised when the same fields come to compute
+    #: something else, so that no output of the former code is served. It enters the job's
+    #: identity only above 1, so raising one kind's renames no other job.
+    revision: ClassVar[int] = 1
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         """The jobs whose outputs this one reads (at the study's scale ``spec``)."""
         return ()
 
     def _identity(self) -> dict[str, Any]:
-        """What names the job: its kind and fields."""
-        return {"kind": self.kind, **_plain(self)}
+        """What names the job: its kind, its revision above 1, and its fields."""
+        revision = {"revision": self.revision} if self.revision > 1 else {}
+        return {"kind": self.kind, **revision, **_plain(self)}
 
     def key(self) -> str:
         return f"{self.kind}-{key_of(self._identity())}"
@@ -120,9 +131,14 @@ class Job:
         """The compute time this job's ``output`` records, in seconds."""
         return float(output.get("wall_time_s") or 0.0)
 
-    def work_units(self) -> float | None:
-        """How much work the job does, in units its kind's compute time grows with (a plan
-        prices a job still to run at the rate its kind's cached jobs recorded); None: unknown."""
+    #: The kind whose rate prices this one's work before any job of its own kind is stored
+    #: (its :meth:`work_units` are then counted in that kind's units); None: its own only.
+    priced_as: ClassVar[str | None] = None
+
+    def work_units(self, spec: StudySpec) -> float | None:
+        """How much work the job does at ``spec``'s scale, in units its kind's compute time
+        grows with (a plan prices a job still to run at the rate its kind's cached jobs
+        recorded, else at :attr:`priced_as`'s); None: unknown."""
         return None
 
     def run(self, ctx: StudyContext, files: bool = False) -> dict[str, Any]:
@@ -258,13 +274,13 @@ class TrainJob(Job):
     def compute_time_s(self, output: dict[str, Any]) -> float:
         return float(output["provenance"].get("wall_time_s") or 0.0)
 
-    def work_units(self) -> float:
+    def work_units(self, spec: StudySpec) -> float:
         """Image-epochs still to train x passes per step (SAM 2, GAM 4, PGD steps) x width^2
         (a convolution's cost grows with the square of its channel width)."""
         c = self.config
         start = c.init_from["epoch"] if c.init_from is not None else 0
         passes = get_minimizer_class(c.minimizer).passes * (1 + c.adv_steps)
-        images = c.train_subset or training_images(c.dataset)
+        images = run_images(c)
         return images * (c.epochs - start) * passes * c.width**2
 
 
@@ -359,6 +375,15 @@ class LGVJob(Job):
     n_models: int = 40
     kind: ClassVar[str] = "lgv"
     artifacts: ClassVar[bool] = True
+    #: 2: SGD steps at the base run's precision (bf16 autocast where it trained so), channels-last
+    #: (1: fp32 always)
+    revision: ClassVar[int] = 2
+    priced_as: ClassVar[str | None] = "train"
+
+    def work_units(self, spec: StudySpec) -> float:
+        """Image-epochs of plain SGD x the base's width^2: a one-pass training run's units, so
+        that an LGV job is priced at the training rate before any has run."""
+        return run_images(self.base) * self.epochs * self.base.width**2
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.base),)
@@ -378,12 +403,12 @@ class LGVJob(Job):
         generator = torch.Generator(device=ctx.device).manual_seed(self.base.seed + 104729)
 
         def batches():
-            return _Sized(data, self.base.batch_size, generator)
+            return _Sized(data, self.base.batch_size, generator, memory_format(ctx.device))
 
         torch.manual_seed(self.base.seed)
         models = lgv_collect(model, batches, self.epochs, self.lr_factor * self.base.lr,
                              self.n_models, momentum=self.base.momentum,
-                             weight_decay=self.base.weight_decay)
+                             weight_decay=self.base.weight_decay, precision=self.base.precision)
         save_torch(self.weights_path(ctx), [m.state_dict() for m in models])
         return {"weights": str(self.weights_path(ctx)), "n_models": len(models)}
 
@@ -402,15 +427,17 @@ class LGVJob(Job):
 class _Sized:
     """One epoch of augmented device batches with a length (what ``lgv_collect`` expects)."""
 
-    def __init__(self, data: Any, batch_size: int, generator: torch.Generator) -> None:
-        self.data, self.batch_size, self.generator = data, batch_size, generator
+    def __init__(self, data: Any, batch_size: int, generator: torch.Generator,
+                 layout: torch.memory_format) -> None:
+        self.data, self.batch_size, self.generator, self.layout = (
+            data, batch_size, generator, layout)
 
     def __len__(self) -> int:
         return self.data.num_batches(self.batch_size)
 
     def __iter__(self):
         return iter(self.data.batches(self.batch_size, shuffle=True, augment=True,
-                                      generator=self.generator))
+                                      generator=self.generator, memory_format=self.layout))
 
 
 @dataclass(frozen=True)
@@ -456,9 +483,11 @@ class TransferJob(Job):
                 f"{recipe(self.surrogate)} s{self.surrogate.seed} "
                 f"{tech}{' lgv' if self.lgv else ''} -> {self.target_dataset}")
 
-    def work_units(self) -> float:
-        """Attack steps x checkpoints attacked x the surrogate's width^2."""
-        return self.attack.steps * len(self.epochs or (0,)) * self.surrogate.width**2
+    def work_units(self, spec: StudySpec) -> float:
+        """Attack steps x checkpoints attacked x the scale's attacked images x the surrogate's
+        width^2 (an image's step: a forward and a backward pass)."""
+        return (self.attack.steps * len(self.epochs or (0,)) * spec.scale.n_attack_images
+                * self.surrogate.width**2)
 
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         targets = target_configs(spec.scale, self.target_dataset, self.target_specs)
@@ -524,6 +553,12 @@ class RobustnessJob(Job):
     steps: int = 20
     n_images: int = 1000
     kind: ClassVar[str] = "robustness"
+    priced_as: ClassVar[str | None] = "transfer"
+
+    def work_units(self, spec: StudySpec) -> float:
+        """PGD steps x budgets x images x the model's width^2: attacked image-steps, a transfer
+        job's units, so that the first robustness job is priced at the attacks' rate."""
+        return self.steps * len(self.eps) * self.n_images * self.model.width**2
 
     @property
     def label(self) -> str:
@@ -585,7 +620,7 @@ class SharpnessJob(Job):
     def deps(self, spec: StudySpec) -> tuple[Job, ...]:
         return (TrainJob(self.surrogate),)
 
-    def work_units(self) -> float:
+    def work_units(self, spec: StudySpec) -> float:
         """Images x checkpoints x Hessian-vector products (Lanczos and trace probes) x
         width^2."""
         products = (self.max_iter or 20) + (self.trace_samples or 10)

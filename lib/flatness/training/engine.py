@@ -11,7 +11,10 @@ included), the device random generator and the metrics are saved atomically to `
 
 A run with ``config.init_from`` starts from its parent's checkpoint (the parent is trained
 first when missing) with a fresh optimizer state, and trains the remaining epochs of its own
-schedule; its metrics begin with the parent's epochs, marked ``inherited``.
+schedule; its metrics begin with the parent's epochs, marked ``inherited``. A resumed branch
+(``init_from``'s ``resume``) takes the parent's whole state saved at one of its
+``state_epochs`` instead, and its checkpoints up to there: the run a fresh start with the
+branch's schedule trains, bit for bit.
 
 Adversarial training takes its adversary from the caller (:data:`Adversary`, e.g.
 :func:`flatness.attacks.training_adversary`): training does not depend on the attacks.
@@ -23,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +36,7 @@ from torch import nn
 from flatness.data import DeviceDataset, load_dataset
 from flatness.device import autocast, memory_format, resolve_device
 from flatness.errors import FlatnessError
-from flatness.io import save_torch, write_json
+from flatness.io import copy_file, save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
 from flatness.models import ARCHITECTURES, build_model
 from flatness.precision import resolve_precision
@@ -140,8 +144,10 @@ class _Trainer:
         self.wall_time = 0.0
 
     # -- persistence ------------------------------------------------------------------------
-    def _save_resume_state(self) -> None:
-        save_torch(self.run.resume_path, {
+    def _save_resume_state(self, path: Path | None = None) -> None:
+        """The whole training state after the current epoch (the run's resume file, or a
+        state epoch's file that a resumed branch continues)."""
+        save_torch(self.run.resume_path if path is None else path, {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "minimizer": self.minimizer.state_dict(),
@@ -151,26 +157,42 @@ class _Trainer:
         })
 
     def _load_resume_state(self) -> None:
-        if not self.run.resume_path.is_file():
-            return
+        if self.run.resume_path.is_file():
+            self._load_state(self.run.resume_path)
+
+    def _load_state(self, path: Path, own: bool = True) -> None:
+        """Continue from a saved training state: this run's (``own``: its metrics and wall
+        time too) or its parent's at a state epoch."""
         try:
-            state = torch.load(self.run.resume_path, map_location=self.device, weights_only=True)
+            state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001
             raise FlatnessError(
-                f"cannot resume from {self.run.resume_path} ({exc}); delete it to restart the run"
-            ) from None
+                f"cannot resume from {path} ({exc}); delete it to restart the run") from None
         self.model.load_state_dict(state["model"])
         self.minimizer.load_state_dict(state["minimizer"])
         self.generator.set_state(state["generator"].cpu())
-        self.metrics = list(state["metrics"])
         self.epoch = int(state["epoch"])
-        self.wall_time = float(state["wall_time"])
+        if own:
+            self.metrics = list(state["metrics"])
+            self.wall_time = float(state["wall_time"])
 
     def _start_from_parent(self, parent: Run) -> None:
         """The parent's weights (BatchNorm statistics included) and metrics at ``init_from``'s
-        epoch; the optimizer (momentum, SAM's state) starts afresh."""
+        epoch; the optimizer (momentum, SAM's state) starts afresh. A resumed branch takes the
+        parent's whole training state there instead (momentum, data order), and its
+        checkpoints up to that epoch, so that it is the run a fresh start would train."""
         epoch = self.config.init_from["epoch"]
-        self.model.load_state_dict(parent.load_state_dict(epoch))
+        if self.config.resumes:
+            state = parent.state_path(epoch)
+            if not state.is_file():
+                raise FlatnessError(f"run {parent.dir.name} kept no training state at epoch "
+                                    f"{epoch} ({state.name}): retrain it with that state epoch")
+            self._load_state(state, own=False)
+            for kept in self.config.checkpoint_epochs:
+                if kept <= epoch:
+                    copy_file(parent.checkpoint_path(kept), self.run.checkpoint_path(kept))
+        else:
+            self.model.load_state_dict(parent.load_state_dict(epoch))
         self.metrics = [dict(row, inherited=True) for row in parent.metrics()
                         if row["epoch"] <= epoch]
         self.epoch = epoch
@@ -205,6 +227,8 @@ class _Trainer:
                 raise FlatnessError(f"{message}; details in {self.run.dir}")
             if epoch in config.checkpoint_epochs or epoch == config.epochs:
                 self.run.save_checkpoint(epoch, _unwrap(eval_model).state_dict())
+            if epoch in config.state_epochs:
+                self._save_resume_state(self.run.state_path(epoch))
             self.run.write_metrics(self.metrics)
             self._save_resume_state()
             bar.advance(note=f"loss {row['train_loss']:.3f}, test acc {row['test_acc']:.3f}")

@@ -7,7 +7,8 @@ the configuration (precision resolved) and the data copy; training holds its loc
 
     config.json        the TrainConfig, the run id and the data copy
     metrics.jsonl      one JSON line per finished epoch
-    checkpoints/       epoch_NNNN.pt model weights (state_dict; loaded with weights_only=True)
+    checkpoints/       epoch_NNNN.pt model weights (state_dict; loaded with weights_only=True),
+                       state_NNNN.pt the whole training state at a state epoch (resumed branches)
     resume.pt          everything needed to continue after an interruption, bit for bit
     status.json        "running", "complete" or "diverged" (with its message)
     provenance.json    code commit, device, versions, wall time, data copy (when complete)
@@ -63,6 +64,10 @@ class Run:
     @property
     def status_path(self) -> Path:
         return self.dir / "status.json"
+
+    def state_path(self, epoch: int) -> Path:
+        """The whole training state after ``epoch`` (a state epoch of the configuration)."""
+        return self.dir / "checkpoints" / f"state_{epoch:04d}.pt"
 
     def checkpoint_path(self, epoch: int) -> Path:
         return self.dir / "checkpoints" / f"epoch_{epoch:04d}.pt"

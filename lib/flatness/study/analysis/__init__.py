@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flatness.errors import FlatnessError
 from flatness.results import Result
 from flatness.study.claims import NOT_COMPUTED, Claim
 
@@ -34,8 +35,16 @@ def builder(chapter: str) -> Callable[[dict[str, Any], str], list[Claim]]:
 def claims_of(result: Result) -> list[Claim]:
     """The claims a chapter's result speaks to, with their statuses (none for a chapter that
     tests no claim of the paper: the regime map chooses where the others are tested)."""
+    from flatness.study.chapters import get_chapter  # the chapters import their analyses
+
     chapter = result.config["chapter"]
-    return builder(chapter)(result.data, result.scale) if chapter in CHAPTERS else []
+    if chapter not in CHAPTERS:
+        return []
+    stored, current = result.config.get("summary_version", 1), get_chapter(chapter).summary_version
+    if stored != current:
+        raise FlatnessError(f"this {chapter} result's summary has version {stored} of the "
+                            f"chapter's format; the code reads version {current}: recompute it")
+    return builder(chapter)(result.data, result.scale)
 
 
 def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:

@@ -75,18 +75,19 @@ def _sharpness_row(output: dict[str, Any] | None, epoch: int) -> dict[str, Any]:
 def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
               ) -> dict[str, Any]:
     scale = ctx.scale
-    curves = [outputs[design.curve_job(scale, params, seed).key()] for seed in params["seeds"]]
+    sgd_seeds = design.seeds_for(params, "sgd")  # early-stopped SGD is SGD: its seeds
+    curves = [outputs[design.curve_job(scale, params, seed).key()] for seed in sgd_seeds]
     targets = curves[0]["targets"]
     epochs = curves[0]["epochs"]
     curve_mean, curve_std = _stats([c["mean"] for c in curves])
     best_i = int(np.argmax(curve_mean))
     es_rows = [_transfer_row(c, epochs[best_i]) for c in curves]
     if params["sharpness"]:
-        for row, seed in zip(es_rows, params["seeds"]):
+        for row, seed in zip(es_rows, sgd_seeds, strict=True):
             row.update(_sharpness_row(
                 outputs.get(design.sharpness_job(scale, params, "sgd", None, seed).key()),
                 epochs[best_i]))
-    early = _entry("sgd", None, params["seeds"], es_rows)
+    early = _entry("sgd", None, sgd_seeds, es_rows)
     early.update(epoch=epochs[best_i], label=ES)
 
     surrogates: dict[str, dict[str, Any]] = {}

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from flatness.errors import FlatnessError
+from flatness.scales import Scale
 from flatness.study.chapters import sharpness as design
 from flatness.study.claims import MIN_POINTS, Claim, Comparison
 from flatness.study.common import epochs_after_decay, paired, seed_stats
 from flatness.study.context import StudyContext
+from flatness.study.jobs import LandscapeJob
 
 CHAPTER = "sharpness"
 #: Smallest relative change of sharpness that counts: a 10-probe Hutchinson trace has an rms
@@ -209,8 +211,10 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
         entry = landscapes.get(f"{name}/2d")
         return entry["metrics"]["mean_rise"] if entry else None
 
+    compared = compared_basins(scale, params, outputs)
     findings = {
         "window": window,
+        "trace_relative_stderr": trace_relative_stderr(sharp),
         "decays": decays,
         "drops": drops,
         "drops_per_seed": drops_per_seed,
@@ -227,6 +231,7 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
                       "lsam": curvature(lsam)},
         "mean_rise_2d": {"early": rise(f"sgd@{early}"), "final": rise(f"sgd@{final}"),
                          "lsam": rise(lsam)},
+        "compared": compared,
         "sam_curvature_by_rho": {f"{r:g}": curvature(f"sam{r:g}") for r in design.sam_rhos(params)},
         "barriers": {k.split("/", 1)[1]: v["metrics"]["barrier"] for k, v in landscapes.items()
                      if k.startswith("interp/")},
@@ -252,6 +257,34 @@ def summarize(ctx: StudyContext, params: dict[str, Any], outputs: dict[str, Any]
     }
 
 
+def compared_basins(scale: Scale, params: dict[str, Any], outputs: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """Per seed, the 1-D curvature (mean over ``landscape_directions`` random directions, each
+    direction's kept) and the mean 2-D loss rise of early-stopped SGD, fully trained SGD and
+    l-SAM (:func:`design.compared_landscape_jobs`): lists in seed order."""
+    per_seed = [design.compared_landscape_jobs(scale, params, seed) for seed in params["seeds"]]
+
+    def slice_curvature(job: LandscapeJob) -> float:
+        out = outputs[job.key()]
+        return slice_metrics(out["alphas"], out["train_loss"])["curvature"]
+
+    def curvatures(name: str) -> list[list[float]]:
+        return [[slice_curvature(job) for job in design.compared_direction_jobs(named, name)]
+                for named in per_seed]
+
+    def mean_rise(name: str) -> list[float]:
+        return [surface_metrics(outputs[named[f"{name}/2d"].key()]["train_loss"])["mean_rise"]
+                for named in per_seed]
+
+    by_direction = {name: curvatures(name) for name in design.COMPARED_MODELS}
+    return {"seeds": list(params["seeds"]),
+            "directions": int(params["landscape_directions"]),
+            "curvature": {name: [float(np.mean(row)) for row in rows]
+                          for name, rows in by_direction.items()},
+            "curvature_by_direction": by_direction,
+            "mean_rise_2d": {name: mean_rise(name) for name in design.COMPARED_MODELS}}
+
+
 # -- the claims -------------------------------------------------------------------------------
 def claims(data: dict[str, Any], scale: str) -> list[Claim]:
     return [drops_at_decays(data, scale), sharper_as_transfer_declines(data, scale),
@@ -266,9 +299,23 @@ def drops_at_decays(data: dict[str, Any], scale: str) -> Claim:
                           [row[k] for row in f["drops_per_seed"][m]], -1, unit="%",
                           floor=MIN_RELATIVE)
         for m, label in METRICS.items() for k, drop in enumerate(f["drops"][m]))
+    noise = f["trace_relative_stderr"]
+    note = ("" if noise is None else
+            f"Each trace is a Hutchinson estimate whose reported standard error is "
+            f"{noise * 100:.0f} % of it on average, so a relative change between two "
+            f"epochs carries about {noise * 2 ** 0.5 * 100:.0f} % of estimator noise on "
+            f"every seed.")
     return Claim(CHAPTER, "sharpness-drops-at-decay",
                  "The Hessian's largest eigenvalue and trace drop when the learning rate "
-                 "decays (Fig. 5).", comparisons, scale)
+                 "decays (Fig. 5).", comparisons, scale, note=note)
+
+
+def trace_relative_stderr(sharp: list[dict[str, Any]]) -> float | None:
+    """The mean, over seeds and epochs, of each trace estimate's reported standard error
+    relative to it (the estimator's own noise, beside the seeds' spread); None without one."""
+    ratios = [se / abs(tr) for h in sharp for se, tr in zip(h["trace_stderr"], h["trace"])
+              if se is not None and tr]
+    return float(np.mean(ratios)) if ratios else None
 
 
 def _per_seed(data: dict[str, Any], key: str) -> list[np.ndarray]:
@@ -320,21 +367,27 @@ def sharper_as_transfer_declines(data: dict[str, Any], scale: str) -> Claim:
                  tuple(comparisons), scale)
 
 
+def directions(compared: dict[str, Any]) -> str:
+    """How many random directions each compared 1-D curvature averages, in words."""
+    n = compared["directions"]
+    return "one direction" if n == 1 else f"mean of {n} directions"
+
+
 def flatter_landscapes(data: dict[str, Any], scale: str) -> Claim:
-    """Loss-landscape curvature of fully trained SGD against early-stopped SGD and l-SAM: one
-    seed (the landscape's), so these numbers describe and cannot decide."""
-    f = data["findings"]
-    curvature, rise = f["curvature"], f["mean_rise_2d"]
+    """Per seed, how much sharper fully trained SGD's basin is than early-stopped SGD's and
+    l-SAM's (relative: 1-D curvature averaged over the same filter-normalised random
+    directions, and mean 2-D loss rise over the same plane), with the sharpness claims'
+    minimal effect."""
+    compared = data["findings"]["compared"]
     comparisons = []
-    for other, name in (("early", "early-stopped SGD"), ("lsam", "l-SAM")):
-        for values, what in ((curvature, "1-D curvature"), (rise, "mean 2-D loss rise")):
-            if values.get("final") is None or values.get(other) is None:
-                continue
+    for model, name in (("early", "early-stopped SGD"), ("lsam", "l-SAM")):
+        for key, what in (("curvature", f"1-D curvature ({directions(compared)})"),
+                          ("mean_rise_2d", "mean 2-D loss rise")):
+            final, other = compared[key]["final"], compared[key][model]
             comparisons.append(Comparison.paired(
-                f"{what}: fully trained SGD − {name}", [values["final"] - values[other]], +1,
-                unit="", scale=1.0))
+                f"{what}: fully trained SGD relative to {name}",
+                [(f - o) / abs(o) if o else None for f, o in zip(final, other)], +1,
+                unit="%", floor=MIN_RELATIVE))
     return Claim(CHAPTER, "flatter-landscapes",
                  "Fully trained SGD sits in a sharper region of the loss than early-stopped "
-                 "SGD and than l-SAM (Figs. 6-7).", tuple(comparisons), scale,
-                 note=f"One seed ({data.get('landscape_seed', '?')}): no seed-to-seed "
-                      "uncertainty, so these comparisons cannot decide.")
+                 "SGD and than l-SAM (Figs. 6-7).", tuple(comparisons), scale)

@@ -2,8 +2,9 @@
 decays, whenever that happens; with a constant learning rate there is no peak (Fig. 4).
 
 Surrogates are trained with the scale's recipe under several schedules: one decay (/10) at
-different epochs, the standard two decays, and a constant learning rate. Every checkpoint is
-attacked (BIM L-inf) and scored on the target zoo.
+different epochs, the standard two decays, and a constant learning rate. A single decay at e
+resumes the constant-rate run's training state at e (:func:`run_config`), the same run until
+then. Every checkpoint is attacked (BIM L-inf) and scored on the target zoo.
 
 This module is the chapter's design: its parameters and the jobs they imply. The summary and
 the claims are :mod:`flatness.study.analysis.lr_decay`'s, the figures
@@ -26,6 +27,7 @@ from flatness.study.common import (
 )
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job, TransferJob
+from flatness.training import TrainConfig
 
 
 def defaults(scale: Scale) -> dict[str, Any]:
@@ -60,12 +62,37 @@ def seeds_for(name: str, params: dict[str, Any]) -> list[int]:
     return params["single_decay_seeds"] if name.startswith("single") else params["seeds"]
 
 
+def branches(scale: Scale, params: dict[str, Any], decays: list[int], seed: int) -> bool:
+    """Whether schedule ``decays`` continues the constant-rate run of ``seed`` from its first
+    decay (a resumed branch: until then the two are the same run) instead of training from
+    scratch: every schedule but the constant and the standard one (chapter 4's SGD, trained
+    from scratch and shared), when the constant schedule trains that seed."""
+    return (bool(decays) and tuple(decays) != tuple(scale.decay_epochs)
+            and [] in params["schedules"].values() and seed in params["seeds"]
+            and min(decays) < scale.epochs)
+
+
+def run_config(scale: Scale, params: dict[str, Any], decays: list[int], seed: int
+               ) -> TrainConfig:
+    """The recipe decayed at ``decays``. The constant-rate run keeps its training state at
+    the other schedules' first decays, and those schedules resume it there: at cpu, 30 of
+    the 60 epochs of a seed's four single decays are the constant run's."""
+    if not decays:
+        state = sorted({min(d) for d in params["schedules"].values()
+                        if branches(scale, params, d, seed)})
+        return surrogate(scale, seed, decay_epochs=(), state_epochs=tuple(state))
+    if branches(scale, params, decays, seed):
+        return run_config(scale, params, [], seed).branch(min(decays), resume=True,
+                                                           decay_epochs=tuple(decays))
+    return surrogate(scale, seed, decay_epochs=tuple(decays))
+
+
 def transfer_job(scale: Scale, params: dict[str, Any], decays: list[int], seed: int
                  ) -> TransferJob:
     """The recipe decayed at ``decays``, every checkpoint attacked (the standard schedule's is
     the SGD curve of chapters 3, 4 and 5)."""
-    return TransferJob(surrogate(scale, seed, decay_epochs=tuple(decays)),
-                       scale_attack(scale, params), epochs=checkpoint_epochs(scale))
+    return TransferJob(run_config(scale, params, decays, seed), scale_attack(scale, params),
+                       epochs=checkpoint_epochs(scale))
 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:

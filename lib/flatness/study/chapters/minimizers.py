@@ -176,7 +176,7 @@ def sharpness_job(scale: Scale, params: dict[str, Any], name: str, rho: float | 
 
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
     scale = spec.scale
-    planned: list[Job] = [curve_job(scale, params, seed) for seed in params["seeds"]]
+    planned: list[Job] = [curve_job(scale, params, seed) for seed in seeds_for(params, "sgd")]
     for name, rho in variants(params):
         for seed in seeds_for(params, name):
             planned.append(final_job(scale, params, name, rho, seed))

@@ -30,7 +30,7 @@ from typing import Any
 from flatness.errors import FlatnessError
 from flatness.scales import Scale
 from flatness.study.chapter import AnalysisSummary, Chapter
-from flatness.study.common import check_seeds, scale_attack, surrogate
+from flatness.study.common import check_seeds, minimizer_params, scale_attack, surrogate
 from flatness.study.context import StudySpec
 from flatness.study.jobs import Job, SharpnessJob, TransferJob
 from flatness.training import TrainConfig
@@ -129,7 +129,7 @@ def config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: i
         "checkpoint_epochs": cell.checkpoints(params["curve_points"]) if rho == 0 else (),
     }
     if rho > 0:
-        overrides.update(minimizer="sam", minimizer_params={"rho": float(rho)})
+        overrides.update(minimizer="sam", minimizer_params=minimizer_params(scale, "sam", rho))
     return surrogate(scale, seed, **overrides)
 
 
@@ -138,7 +138,7 @@ def late_config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, se
     """Late-phase SAM: the seed's SGD run from its last decay on, fine-tuned with SAM."""
     sgd = config(scale, params, cell, 0.0, seed)
     return sgd.branch(cell.decay_epochs()[-1], minimizer="sam",
-                      minimizer_params={"rho": float(rho)}, checkpoint_epochs=())
+                      minimizer_params=minimizer_params(scale, "sam", rho), checkpoint_epochs=())
 
 
 def run_config(scale: Scale, params: dict[str, Any], cell: Cell, rho: float, seed: int,
@@ -183,4 +183,5 @@ CHAPTER = Chapter(
     jobs=jobs,
     summarize=AnalysisSummary("regimes"),
     validate=validate,
+    summary_version=2,  # 2: the targets' test accuracy
 )

@@ -10,7 +10,9 @@ Two parts, both on the standard SGD surrogate that chapter 2 trains (same jobs, 
   directions (Li et al. 2018) of SGD at several epochs (``landscape_epochs``, which include
   the planned early-stopping epoch ``early_epoch``), of SAM at each of ``rhos`` (``lsam_rho``
   is l-SAM), and the linear interpolations early-stopped -> fully trained SGD and fully
-  trained SGD -> l-SAM.
+  trained SGD -> l-SAM. The three models the flatness claim compares (early-stopped SGD,
+  fully trained SGD, l-SAM) are sliced on every seed, so that the claim is decided by
+  seed-paired differences like every other.
 
 Jobs are planned before any output exists, so the early-stopped model is a *planned* epoch
 (default: a few epochs after the first decay, where chapter 2 finds the peak); the summary
@@ -94,6 +96,7 @@ def defaults(scale: Scale) -> dict[str, Any]:
         "landscape_span": 1.0,
         "interpolation_points": interpolation_points(grid),
         "landscape_images": scale.landscape.images,
+        "landscape_directions": scale.landscape.directions,
     }
 
 
@@ -125,6 +128,7 @@ def validate(params: dict[str, Any]) -> None:
                             "alpha = 0 and 1 lie on the grid, got "
                             f"{params['interpolation_points']!r}")
     _positive_int(params, "landscape_images")
+    _positive_int(params, "landscape_directions")
     for name in ("trace_samples", "max_iter"):
         if params[name] is not None:
             _positive_int(params, name, minimum=2 if name == "trace_samples" else 1)
@@ -171,13 +175,13 @@ def sharpness_job(scale: Scale, params: dict[str, Any], seed: int) -> SharpnessJ
 
 
 def _landscape(params: dict[str, Any], model: TrainConfig, epoch: int, shape: str,
-               other: TrainConfig | None = None, other_epoch: int | None = None
-               ) -> LandscapeJob:
+               other: TrainConfig | None = None, other_epoch: int | None = None,
+               direction_seed: int = 0) -> LandscapeJob:
     points = params[{"2d": "landscape_grid_2d", "interpolation": "interpolation_points"}.get(
         shape, "landscape_grid")]
     return LandscapeJob(model, epoch=epoch, shape=shape, other=other, other_epoch=other_epoch,
                         points=points, span=float(params["landscape_span"]),
-                        n_images=params["landscape_images"], direction_seed=0)
+                        n_images=params["landscape_images"], direction_seed=direction_seed)
 
 
 def sam_rhos(params: dict[str, Any]) -> list[float]:
@@ -203,13 +207,45 @@ def landscape_jobs(scale: Scale, params: dict[str, Any]) -> dict[str, LandscapeJ
     return named
 
 
+#: The models whose basins the flatness claim compares, on every seed.
+COMPARED_MODELS = ("early", "final", "lsam")
+
+
+def compared_landscape_jobs(scale: Scale, params: dict[str, Any], seed: int
+                            ) -> dict[str, LandscapeJob]:
+    """1-D and 2-D slices of early-stopped SGD, fully trained SGD and l-SAM of one seed: the
+    flatness claim's comparison, drawn on every seed so that it has a seed-paired spread.
+    Names ``early/2d``, ``early/1d`` (direction 0: the slider's), ``early/1d/1`` ... (the other
+    ``landscape_directions``, the same for every model). The first seed's ``*/1d`` and
+    ``*/2d`` are the slider's jobs (the same keys)."""
+    sgd = standard_sgd(scale, seed)
+    models = {"early": (sgd, params["early_epoch"]), "final": (sgd, scale.epochs),
+              "lsam": (lsam(scale, seed, params["lsam_rho"]), scale.epochs)}
+    named: dict[str, LandscapeJob] = {}
+    for name, (model, epoch) in models.items():
+        named[f"{name}/2d"] = _landscape(params, model, epoch, "2d")
+        for direction in range(params["landscape_directions"]):
+            suffix = f"/{direction}" if direction else ""
+            named[f"{name}/1d{suffix}"] = _landscape(params, model, epoch, "1d",
+                                                     direction_seed=direction)
+    return named
+
+
+def compared_direction_jobs(named: dict[str, LandscapeJob], model: str) -> list[LandscapeJob]:
+    """``model``'s 1-D slices among :func:`compared_landscape_jobs`, in direction order."""
+    return [job for name, job in named.items() if name.split("/")[:2] == [model, "1d"]]
+
+
 def jobs(spec: StudySpec, params: dict[str, Any]) -> list[Job]:
     scale = spec.scale
     _check_epochs(scale, params)
     planned: list[Job] = []
     for seed in params["seeds"]:
         planned += [transfer_job(scale, params, seed), sharpness_job(scale, params, seed)]
-    return planned + list(landscape_jobs(scale, params).values())
+        planned += list(compared_landscape_jobs(scale, params, seed).values())
+    planned += list(landscape_jobs(scale, params).values())
+    # once each: the first seed's compared slices along direction 0 are the slider's
+    return list({job.key(): job for job in planned}.values())
 
 
 CHAPTER = Chapter(
@@ -220,5 +256,8 @@ CHAPTER = Chapter(
     jobs=jobs,
     summarize=AnalysisSummary("sharpness"),
     validate=validate,
-    summary_version=2,  # 2: declines of transferability carry their seed-paired spread
+    # 2: declines of transferability carry their seed-paired spread; 3: the flatness claim's
+    # models on every seed; 4: their 1-D curvature averaged over landscape_directions; 5: the
+    # trace estimator's relative standard error
+    summary_version=5,
 )
