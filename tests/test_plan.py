@@ -15,6 +15,7 @@ from flatness.study.plan import (
     _source_model_s,
     plan,
     plan_table,
+    precision_note,
     study_jobs,
     wall_time_s,
 )
@@ -239,3 +240,32 @@ def test_a_running_study_weighs_each_job_by_its_expected_seconds():
     # its kind stored, so the mean of the others
     assert expected_seconds(planned) == {"a1": 600.0, "b1": 600.0, "t1": 600.0}
     assert expected_seconds([job("t1", kind="transfer")]) == {"t1": 1.0}  # nothing to go by
+
+
+def test_a_cpu_without_native_bf16_is_told_of_the_jobs_stored_at_bf16(shared_cifar, monkeypatch):
+    """``auto`` resolves to fp32 here (the suite pins no native bf16), so the plan counts fp32
+    jobs: where more of the study is stored at bf16, the note says how many and how to reuse
+    them; a scale that pins its precision, or nothing stored at bf16, gives no note."""
+    import flatness.study.plan as plan_module
+    from flatness.scales import get_scale
+
+    scale = get_scale("smoke", n_attack_images=12, epochs=2, decay_epochs="1")
+    spec = StudySpec(scale, data=shared_cifar, device="cpu")
+    assert scale.precision == "auto" and spec.scale.precision == "fp32"
+    stored = {"bf16": 3}
+
+    def fake_plan(at, names=None):
+        cached = stored.get(at.scale.precision, 0)
+        return [PlannedJob("lr_decay", "train", f"job {i}", i < cached, 0.0, f"w{i}", None,
+                           f"k{i}") for i in range(4)]
+
+    monkeypatch.setattr(plan_module, "plan", fake_plan)
+    here = fake_plan(spec)
+    note = precision_note(scale, spec, here, ["lr_decay"])
+    assert note is not None and "3 of these 4 jobs are stored at bf16" in note
+    assert "FLATNESS_NATIVE_BF16=1" in note
+    stored["fp32"] = 3
+    assert precision_note(scale, spec, fake_plan(spec), ["lr_decay"]) is None
+    pinned = dataclasses.replace(scale, precision="fp32")
+    stored.pop("fp32")
+    assert precision_note(pinned, StudySpec(pinned, data=shared_cifar, device="cpu"), here) is None

@@ -43,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.chapters.split(",")] if args.chapters else None
     if args.plan:
         from flatness.study.context import StudySpec
-        from flatness.study.plan import plan, plan_table
+        from flatness.study.plan import plan, plan_table, precision_note
 
-        print(plan_table(plan(StudySpec.create(scale_from_args(args), args.data, args.device),
-                              names), workers=args.workers if args.workers > 1 else None))
+        scale = scale_from_args(args)
+        spec = StudySpec.create(scale, args.data, args.device)
+        planned = plan(spec, names)
+        print(plan_table(planned, workers=args.workers if args.workers > 1 else None))
+        note = precision_note(scale, spec, planned, names)
+        if note:
+            print(note)
         return 0
     summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
                           executor=args.executor, address=args.address,

@@ -12,19 +12,26 @@ attacked; the CIFAR-10 copy's arrays are read to name its runs.
 With ``workers``, the table ends with the wall time those estimates give as that many workers
 (:func:`wall_time_s`: ``reproduce --workers N``'s schedule, each job once the jobs it reads are
 done, earlier jobs first): the compute still to run, spread as its dependencies allow.
+
+Precision ``auto`` is part of every identity as what it resolves to, so a CPU without native
+bf16 plans fp32 jobs and does not see a study recorded at bf16 (on a native-bf16 CPU or a GPU):
+:func:`precision_note` says so, with how many of the jobs are recorded at bf16.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from flatness.precision import NATIVE_BF16_ENV
+from flatness.scales import Scale
 from flatness.study.context import StudySpec
 from flatness.study.estimates import PlannedJob, job_estimates, planned_jobs, wall_time_s
 from flatness.study.executors import closure, scan_stored
 from flatness.study.jobs import DatasetJob, Job
 from flatness.study.reproduce import default_plans
 
-__all__ = ["PlannedJob", "job_estimates", "plan", "plan_table", "study_jobs", "wall_time_s"]
+__all__ = ["PlannedJob", "job_estimates", "plan", "plan_table", "precision_note", "study_jobs",
+           "wall_time_s"]
 
 
 def study_jobs(spec: StudySpec, names: list[str] | None = None) -> dict[str, list[Job]]:
@@ -47,6 +54,25 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
             extra = _source_model_s(job, stored.get(job.key()), source_models)
             planned.append(replace(row, compute_s=row.compute_s + extra) if extra else row)
     return planned
+
+
+def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob],
+                   names: list[str] | None = None) -> str | None:
+    """Where ``scale`` asks for precision ``auto`` and ``spec`` (its study on this machine)
+    resolved it to fp32 on a CPU: a line saying how many of the selected chapters' jobs are
+    stored at bf16 instead, when more than at fp32 (``planned``, this machine's plan); else
+    None. Such jobs were computed where ``auto`` means bf16, and this plan does not see them."""
+    if scale.precision != "auto" or spec.scale.precision != "fp32":
+        return None
+    bf16 = plan(replace(spec, scale=replace(spec.scale, precision="bf16")), names)
+    recorded, here = sum(job.cached for job in bf16), sum(job.cached for job in planned)
+    if recorded <= here:
+        return None
+    return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), and the table "
+            f"counts fp32 jobs; {recorded} of these {len(bf16)} jobs are stored at bf16 (computed "
+            f"on a native-bf16 CPU or a GPU). To resume that study here, set {NATIVE_BF16_ENV}=1 "
+            f"(bf16 is emulated on such a CPU, about 10x slower than fp32: "
+            f"benchmarks/train_throughput.py --cpu-bf16), or run it on a native-bf16 CPU.")
 
 
 def _source_model_s(job: Job, output: dict | None, counted: set[str]) -> float:
