@@ -209,3 +209,32 @@ def test_provenance_names_where_the_jobs_ran_and_who_summarised() -> None:
     result = Result(kind="chapter", scale="cpu", config={}, data={}, seeds=[0], data_copy="c",
                     provenance={"device": "cpu:x86_64 x2 threads", "compute_devices": ran})
     assert "| device | cuda:NVIDIA H200 (40 jobs)" in provenance_markdown(result)
+
+
+def test_a_smoke_page_says_which_committed_result_it_stands_in_for_and_why(tmp_path, monkeypatch):
+    """A chapter whose committed cpu result is stale is computed at smoke: its provenance says
+    that the cpu result exists, why it is not shown and how to recompute it; a chapter without
+    a committed result says nothing of the kind."""
+    from flatness.results import write_result
+    from flatness.study.chapter import committed_path, stale_results
+    from flatness.study.report import provenance_markdown
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
+    stale = Result(kind="chapter", scale="cpu", config={"chapter": "lr_decay",
+                                                         "summary_version": 0},
+                   data={}, seeds=[0], data_copy="c", provenance={})
+    path = committed_path("lr_decay", "cpu")
+    path.parent.mkdir(parents=True)
+    write_result(path, stale)
+    assert list(stale_results("lr_decay")) == ["cpu"] and stale_results("sharpness") == {}
+
+    def smoke(chapter: str) -> Result:
+        return Result(kind="chapter", scale="smoke", config={"chapter": chapter}, data={},
+                      seeds=[0], data_copy="c", provenance={"device": "cpu"})
+
+    text = provenance_markdown(smoke("lr_decay"))
+    assert "**Smoke scale**" in text
+    assert ("The committed `cpu` result of this chapter is not shown: its summary has version 0"
+            in text)
+    assert "`python -m flatness chapter lr_decay --scale cpu`" in text
+    assert "committed" not in provenance_markdown(smoke("sharpness"))

@@ -156,6 +156,19 @@ def committed_result(chapter: str, scale: Scale) -> Result | None:
     return None if staleness(chapter, scale, result) else result
 
 
+def stale_results(chapter: str) -> dict[str, str]:
+    """Why each published scale's committed result of ``chapter`` is not served, for the scales
+    whose result is stale (see :func:`staleness`); empty when none is."""
+    stale = {}
+    for name in PUBLISHED_SCALES:
+        path = committed_path(chapter, name)
+        if path.is_file():
+            why = staleness(chapter, get_scale(name), read_result(path, kind=RESULT_KIND))
+            if why:
+                stale[name] = why
+    return stale
+
+
 def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
     """``"auto"``: the largest scale with a committed result for ``chapter`` computed with that
     scale's current definition, else smoke."""

@@ -29,8 +29,20 @@ def provenance_markdown(result: Result) -> str:
     if result.scale == "smoke":
         lines.append("")
         lines.append("**Smoke scale**: these numbers only prove the code paths run; they carry "
-                     "no scientific claim. Re-run at `cpu`, `gpu` or `paper` scale.")
+                     "no scientific claim. Re-run at `cpu`, `gpu` or `paper` scale."
+                     + _stale_text(str(result.config.get("chapter", ""))))
     return "\n".join(lines)
+
+
+def _stale_text(chapter: str) -> str:
+    """A sentence per committed result of ``chapter`` that the book does not show because it
+    is stale, with why and how to recompute it ("" when there is none)."""
+    from flatness.study.chapter import stale_results
+
+    stale = stale_results(chapter) if chapter else {}
+    return "".join(f" The committed `{scale}` result of this chapter is not shown: {why}; it "
+                   f"awaits its recompute (`python -m flatness chapter {chapter} --scale "
+                   f"{scale}`)." for scale, why in stale.items())
 
 
 def devices_text(p: dict[str, Any]) -> str:
