@@ -227,9 +227,24 @@ def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, m
     assert "30 jobs recording 7.5 h" in text
 
 
-def test_a_chapter_without_a_result_is_not_computed():
+def test_a_chapter_without_a_result_is_not_computed(tmp_path, monkeypatch):
+    """Not computed, and where a committed result is stale, its row says it awaits its
+    recompute and why."""
+    from flatness.results import Result, write_result
+    from flatness.study.chapter import committed_path
+
+    monkeypatch.setenv("FLATNESS_RESULTS", str(tmp_path))
     rows = all_claims({})
     assert [r.status for r in rows] == [NOT_COMPUTED] * len(CHAPTERS)
+    assert {r.note for r in rows} == {"no current result at this scale"}
+    path = committed_path("complementarity", "cpu")
+    path.parent.mkdir(parents=True)
+    write_result(path, Result(kind="chapter", scale="cpu", data={}, config={
+        "chapter": "complementarity", "summary_version": 0}))
+    notes = {r.chapter: r.note for r in all_claims({})}
+    assert notes["complementarity"].startswith(
+        "the `cpu` result awaits its recompute (its summary has version 0 of the chapter's")
+    assert notes["lr_decay"] == "no current result at this scale"
 
 
 def test_the_regime_map_tests_no_claim_of_the_paper():

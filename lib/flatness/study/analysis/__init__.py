@@ -49,13 +49,18 @@ def claims_of(result: Result) -> list[Claim]:
 
 def all_claims(results: Mapping[str, Result | None]) -> list[Claim]:
     """Every chapter's claims in book order; a chapter without a result gives one
-    ``not computed`` row."""
+    ``not computed`` row, which names a committed result awaiting its recompute."""
+    from flatness.study.chapter import stale_results  # the chapter module imports this one
+
     rows: list[Claim] = []
     for chapter in CHAPTERS:
         result = results.get(chapter)
         if result is None:
+            stale = stale_results(chapter)
+            note = "; ".join(f"the `{scale}` result awaits its recompute ({why})"
+                             for scale, why in stale.items())
             rows.append(Claim(chapter, "missing", "(see the chapter)",
-                              note="no current result at this scale"))
+                              note=note or "no current result at this scale"))
         else:
             rows.extend(claims_of(result))
     return rows
