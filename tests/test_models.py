@@ -382,3 +382,26 @@ def test_any_positive_width_builds_a_consistent_network(arch, width):
         model = build_model(arch, width=width)
         out = model(torch.empty(2, 3, 32, 32))
     assert out.shape == (2, 10)
+
+
+def test_models_oneDNN_gets_wrong_in_nhwc_train_contiguous_on_cpu_only():
+    """oneDNN#6035: a strided 1x1 convolution reading fewer channels than oneDNN's block gets
+    its NHWC weight gradient wrong (or crashes); such a model (a test-sized ResNet-18) trains
+    contiguous on CPU, channels-last on CUDA; the study's width keeps channels-last."""
+    from flatness.device import has_narrow_strided_1x1, memory_format
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    narrow = build_model("resnet18", num_classes=10, width=0.0625)
+    study = build_model("resnet18", num_classes=10, width=0.25)
+    assert has_narrow_strided_1x1(narrow) and not has_narrow_strided_1x1(study)
+    assert memory_format(cpu, narrow) == torch.contiguous_format
+    assert memory_format(cuda, narrow) == torch.channels_last
+    assert memory_format(cpu, study) == memory_format(cpu) == torch.channels_last
+    # the contiguous weight gradient is the reference the NHWC path must equal where it is kept
+    conv = torch.nn.Conv2d(16, 32, 1, 2, bias=False)
+    x = torch.rand(4, 16, 8, 8)
+    (reference,) = torch.autograd.grad(conv(x).square().sum(), conv.weight)
+    nhwc = conv.to(memory_format=torch.channels_last)
+    (grad,) = torch.autograd.grad(nhwc(x.contiguous(memory_format=torch.channels_last))
+                                  .square().sum(), nhwc.weight)
+    torch.testing.assert_close(grad, reference)

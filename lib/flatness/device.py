@@ -29,10 +29,29 @@ def autocast(device: torch.device, enabled: bool = True, precision: str | None =
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16)
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """channels-last everywhere: tensor-core convolutions on CUDA, and oneDNN's NHWC kernels on
-    CPU (measured: a resnet18@0.25 training step 0.10 s vs 0.16 s contiguous, 2 threads)."""
+#: oneDNN's strided 1x1 convolution writes its weight gradient past its workspace on NHWC input
+#: with fewer input channels than its block (uxlfoundation/oneDNN#6035, open: AVX2's block is
+#: 8, AVX-512's 16): wrong gradients, a hang or a crash (torch 2.14.1 on an AVX2-only EPYC:
+#: double free in a resnet18@0.0625 backward). Models with such a layer train contiguous on CPU;
+#: only test-sized widths have one (resnet18@0.25's narrowest strided shortcut reads 16).
+MIN_NHWC_STRIDED_1X1_CHANNELS = 16
+
+
+def memory_format(device: torch.device, model: torch.nn.Module | None = None
+                  ) -> torch.memory_format:
+    """channels-last: tensor-core convolutions on CUDA, and oneDNN's NHWC kernels on CPU
+    (measured: a resnet18@0.25 training step 0.10 s vs 0.16 s contiguous, 2 threads), except
+    on CPU for a ``model`` that oneDNN's NHWC weight gradient gets wrong (see above)."""
+    if device.type == "cpu" and model is not None and has_narrow_strided_1x1(model):
+        return torch.contiguous_format
     return torch.channels_last
+
+
+def has_narrow_strided_1x1(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has a strided 1x1 convolution reading fewer than
+    :data:`MIN_NHWC_STRIDED_1X1_CHANNELS` channels."""
+    return any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+               and m.in_channels < MIN_NHWC_STRIDED_1X1_CHANNELS for m in model.modules())
 
 
 def memory_budget(device: torch.device) -> int:

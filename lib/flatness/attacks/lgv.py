@@ -50,7 +50,7 @@ def lgv_collect(model: nn.Module, train_batches_fn: Callable[[], Batches], epoch
         raise FlatnessError(f"lgv: {total} SGD steps cannot yield {n_models} distinct models")
     collect_at = {round((k + 1) * total / n_models) for k in range(n_models)}
     device = model_device(model)
-    layout = memory_format(device)
+    layout = memory_format(device, model)
     net = copy.deepcopy(model).to(memory_format=layout).train()
     for p in net.parameters():
         p.requires_grad_(True)

@@ -403,7 +403,8 @@ class LGVJob(Job):
         generator = torch.Generator(device=ctx.device).manual_seed(self.base.seed + 104729)
 
         def batches():
-            return _Sized(data, self.base.batch_size, generator, memory_format(ctx.device))
+            return _Sized(data, self.base.batch_size, generator,
+                          memory_format(ctx.device, model))
 
         torch.manual_seed(self.base.seed)
         models = lgv_collect(model, batches, self.epochs, self.lr_factor * self.base.lr,

@@ -119,7 +119,6 @@ class _Trainer:
         self.parent = parent
         self.run = run
         self.device = device
-        self.mem_format = memory_format(device)
         self.precision = resolve_precision(config.precision, device)  # "bf16" or "fp32"
         self.train_data = DeviceDataset.from_arrays(train_set, device)
         self.eval_data = DeviceDataset.from_arrays(eval_set, device)
@@ -127,8 +126,10 @@ class _Trainer:
         self.data_source = train_set.source
 
         torch.manual_seed(config.seed)  # identical initial weights on every device
-        self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width,
-                                 depth=config.depth).to(device, memory_format=self.mem_format)
+        model = build_model(config.arch, num_classes=self.num_classes, width=config.width,
+                            depth=config.depth)
+        self.mem_format = memory_format(device, model)
+        self.model = model.to(device, memory_format=self.mem_format)
         self.forward: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(self.model) if compile else self.model
         )
