@@ -111,8 +111,9 @@ def step_times(device: torch.device, *, arch: str = "resnet18", width: float = 0
     """Median seconds per step of each method (and the network's label), round-robin."""
     torch.manual_seed(0)
     model, label = build_network(arch, width)
-    model = model.to(device, memory_format=memory_format(device))
-    x = torch.rand(batch, 3, 32, 32, device=device).to(memory_format=memory_format(device))
+    layout = memory_format(device, model)
+    model = model.to(device, memory_format=layout)
+    x = torch.rand(batch, 3, 32, 32, device=device).to(memory_format=layout)
     y = torch.randint(0, 10, (batch,), device=device)
     steppers = make_steppers(model, x, y, device, list(MINIMIZERS) if names is None else names)
     for step in steppers.values():  # warm-up: allocator, cuDNN autotuning, LookSAM's g_v

@@ -46,26 +46,25 @@ def test_device_check_runs_end_to_end_on_cpu_at_smoke_size(make_cifar_copy, tmp_
 
 @pytest.mark.slow
 def test_the_study_script_computes_what_is_left_and_packs_only_the_new_ledger_entries(
-        make_cifar_copy, tmp_path):
+        shared_cifar, tmp_path):
     """benchmarks/device_check_study.sh on CPU at smoke scale: it plans, runs the chapter,
     records its jobs in the ledger and packs the entries it recorded, not the ones already
     there; the plan after shows nothing left."""
     import tarfile
 
-    data = make_cifar_copy(tmp_path / "data", counts=(30, 10))
     ledger = tmp_path / "ledger"
     (ledger / "train").mkdir(parents=True)
     (ledger / "train" / "already.json").write_text("{}")
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "FLATNESS_CACHE": str(tmp_path / "cache"), "FLATNESS_LEDGER": str(ledger),
-           "FLATNESS_DATA": str(data), "OUT": str(out), "OMP_NUM_THREADS": "1",
+           "FLATNESS_DATA": str(shared_cifar), "OUT": str(out), "OMP_NUM_THREADS": "1",
            "DEVICE": "cpu", "WORKERS": "1", "SCALE": "smoke", "PYTHON": sys.executable,
            "SETS": "epochs=2 decay_epochs=1 n_attack_images=8 attack_steps=2"}
     proc = subprocess.run(["bash", "benchmarks/device_check_study.sh", "240", "lr_decay"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "study exited with 0" in proc.stdout
+    assert "study exited with 0" in proc.stdout, proc.stdout + proc.stderr
     with tarfile.open(out / "ledger_new.tar.gz") as packed:
         names = packed.getnames()
     kinds = {Path(name).parent.name for name in names if name.endswith(".json")}
