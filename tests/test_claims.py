@@ -187,6 +187,8 @@ def test_the_regime_statement_places_each_scale_on_its_committed_map(tmp_path, m
     text = regime_markdown(cpu)
     assert "**`cpu`** (2. Learning-rate decay, 3. Sharpness). **The map's choice: 20 images**" \
         in text and "is not on the map" in text and "No current regime map" in text  # gpu
+    # the results page passes the map's own result along with the chapters': it places them
+    assert regime_markdown({**cpu, "regimes": result("regimes", "cpu", cells=cells)}) == text
 
 
 def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, monkeypatch):
@@ -225,6 +227,8 @@ def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, m
     assert "over seeds 0, 1, 2; the regime map (chapter 0) over seeds 0, 1." in text
     assert "(2 targets, 60.5-73.1 % test accuracy)." in text
     assert "30 jobs recording 7.5 h" in text
+    regimes = result("regimes", "cpu", [0, 1], 4.0, "a" * 40, cells=cells)
+    assert study_markdown({**cpu, "regimes": regimes}) == text
 
 
 def test_a_chapter_without_a_result_is_not_computed(tmp_path, monkeypatch):

@@ -37,6 +37,12 @@ def results_markdown(results: dict[str, Result | None]) -> str:
     return claims_table(all_claims(results))
 
 
+def paper_chapters(results: Mapping[str, Result | None]) -> dict[str, Result | None]:
+    """The results of the paper's chapters (1-5) among ``results``: the regime map (chapter
+    0), which a book's page may pass along with them, places them rather than joining them."""
+    return {chapter: result for chapter, result in results.items() if chapter in TITLES}
+
+
 def regime_markdown(results: Mapping[str, Result | None]) -> str:
     """Where on the regime map (chapter 0) each scale of ``results`` sits: the map's choice
     at that scale and whether the scale's surrogate recipe is that cell, so that no status is
@@ -44,6 +50,7 @@ def regime_markdown(results: Mapping[str, Result | None]) -> str:
     from flatness.study.analysis.regimes import recommendation_markdown
     from flatness.study.chapter import PUBLISHED_SCALES, committed_result
 
+    results = paper_chapters(results)
     scales = {r.scale for r in results.values() if r is not None}
     if not scales:
         return "No chapter has a current result: there is no regime to place."
@@ -76,6 +83,7 @@ def study_markdown(results: Mapping[str, Result | None]) -> str:
     from flatness.study.analysis.regimes import targets_text
     from flatness.study.chapter import PUBLISHED_SCALES, committed_result
 
+    results = paper_chapters(results)
     scales = sorted({r.scale for r in results.values() if r is not None and r.scale != "smoke"},
                     key=lambda s: (s not in PUBLISHED_SCALES, s))
     if not scales:
