@@ -82,7 +82,8 @@ def recommendation_markdown(data: dict[str, Any], scale_cell: tuple[int | None, 
         lines.append("The scale's surrogate recipe is this cell.")
         return "\n\n".join(lines)
     size, epochs, width = scale_cell
-    own = f"The scale's surrogate recipe ({size or 'all'} images, {epochs} epochs, width {width:g})"
+    images = "all" if size is None else f"{size:,}"
+    own = f"The scale's surrogate recipe ({images} images, {epochs} epochs, width {width:g})"
     same = next((cell for cell in data["cells"] if recipe(cell["cell"]) == tuple(scale_cell)),
                 None)
     if same is None or _sgd(same, "success") is None:

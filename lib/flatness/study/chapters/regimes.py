@@ -59,7 +59,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.train_subset} images, {self.epochs} epochs, width {self.width:g}"
+        return f"{self.train_subset:,} images, {self.epochs} epochs, width {self.width:g}"
 
     def decay_epochs(self) -> tuple[int, ...]:
         """The paper's shape: /10 after 1/3 and 2/3 of the epochs."""
