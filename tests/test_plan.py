@@ -269,3 +269,24 @@ def test_a_cpu_without_native_bf16_is_told_of_the_jobs_stored_at_bf16(shared_cif
     pinned = dataclasses.replace(scale, precision="fp32")
     stored.pop("fp32")
     assert precision_note(pinned, StudySpec(pinned, data=shared_cifar, device="cpu"), here) is None
+
+
+def test_reproduce_says_before_it_runs_that_a_study_stored_at_bf16_is_not_resumed(
+        shared_cifar, capsys, monkeypatch):
+    """The precision note reaches a run too (on stderr, before any job), not only --plan."""
+    order = []
+
+    def note(scale, spec, planned=None, names=None):
+        order.append("note")
+        return f"note: {names} at {spec.scale.precision}"
+
+    def fake_reproduce(*args, **kwargs):
+        order.append("run")
+        return []
+
+    monkeypatch.setattr("flatness.study.plan.precision_note", note)
+    monkeypatch.setattr("flatness.study.reproduce.reproduce", fake_reproduce)
+    code = main(["reproduce", "--scale", "smoke", "--chapters", "lr_decay", "--data",
+                 str(shared_cifar), "--device", "cpu"])
+    assert code == 0 and order == ["note", "run"]
+    assert "note: ['lr_decay'] at fp32" in capsys.readouterr().err

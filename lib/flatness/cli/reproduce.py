@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from flatness.cli._common import (
     add_compile_option,
@@ -38,22 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flatness.study.context import StudySpec
+    from flatness.study.plan import plan, plan_table, precision_note
     from flatness.study.reproduce import reproduce, summary_table
 
     names = [n.strip() for n in args.chapters.split(",")] if args.chapters else None
+    scale = scale_from_args(args)
+    spec = StudySpec.create(scale, args.data, args.device)
     if args.plan:
-        from flatness.study.context import StudySpec
-        from flatness.study.plan import plan, plan_table, precision_note
-
-        scale = scale_from_args(args)
-        spec = StudySpec.create(scale, args.data, args.device)
         planned = plan(spec, names)
         print(plan_table(planned, workers=args.workers if args.workers > 1 else None))
         note = precision_note(scale, spec, planned, names)
         if note:
             print(note)
         return 0
-    summaries = reproduce(scale_from_args(args), names=names, data=args.data, device=args.device,
+    # said before hours of compute: this CPU's fp32 jobs do not resume a study stored at bf16
+    note = precision_note(scale, spec, names=names)
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    summaries = reproduce(scale, names=names, data=args.data, device=args.device,
                           executor=args.executor, address=args.address,
                           publish=not args.no_publish, compile=args.compile,
                           workers=args.workers)

@@ -56,14 +56,17 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
     return planned
 
 
-def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob],
+def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob] | None = None,
                    names: list[str] | None = None) -> str | None:
     """Where ``scale`` asks for precision ``auto`` and ``spec`` (its study on this machine)
     resolved it to fp32 on a CPU: a line saying how many of the selected chapters' jobs are
-    stored at bf16 instead, when more than at fp32 (``planned``, this machine's plan); else
-    None. Such jobs were computed where ``auto`` means bf16, and this plan does not see them."""
+    stored at bf16 instead, when more than at fp32 (``planned``, this machine's plan, made here
+    when not given); else None. Such jobs were computed where ``auto`` means bf16, and this
+    machine's study does not see them."""
     if scale.precision != "auto" or spec.scale.precision != "fp32":
         return None
+    if planned is None:
+        planned = plan(spec, names)
     bf16 = plan(replace(spec, scale=replace(spec.scale, precision="bf16")), names)
     recorded, here = sum(job.cached for job in bf16), sum(job.cached for job in planned)
     if recorded <= here:
