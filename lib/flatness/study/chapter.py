@@ -146,27 +146,28 @@ def staleness(chapter: str, scale: Scale, result: Result) -> str | None:
     return None
 
 
-def committed_result(chapter: str, scale: Scale) -> Result | None:
-    """The committed result of ``chapter`` at ``scale``, if it still describes what the code
-    computes (see :func:`staleness`; a stale result is not served)."""
+def _committed(chapter: str, scale: Scale) -> tuple[Result, str | None] | None:
+    """The committed result of ``chapter`` at ``scale`` and why it is stale (None: current);
+    None when there is no such file."""
     path = committed_path(chapter, scale.name)
     if not path.is_file():
         return None
     result = read_result(path, kind=RESULT_KIND)
-    return None if staleness(chapter, scale, result) else result
+    return result, staleness(chapter, scale, result)
+
+
+def committed_result(chapter: str, scale: Scale) -> Result | None:
+    """The committed result of ``chapter`` at ``scale``, if it still describes what the code
+    computes (see :func:`staleness`; a stale result is not served)."""
+    found = _committed(chapter, scale)
+    return found[0] if found is not None and found[1] is None else None
 
 
 def stale_results(chapter: str) -> dict[str, str]:
     """Why each published scale's committed result of ``chapter`` is not served, for the scales
     whose result is stale (see :func:`staleness`); empty when none is."""
-    stale = {}
-    for name in PUBLISHED_SCALES:
-        path = committed_path(chapter, name)
-        if path.is_file():
-            why = staleness(chapter, get_scale(name), read_result(path, kind=RESULT_KIND))
-            if why:
-                stale[name] = why
-    return stale
+    found = {name: _committed(chapter, get_scale(name)) for name in PUBLISHED_SCALES}
+    return {name: f[1] for name, f in found.items() if f is not None and f[1] is not None}
 
 
 def resolve_scale(chapter: str, scale: str | Scale) -> str | Scale:
