@@ -71,10 +71,10 @@ def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob] | No
     recorded, here = sum(job.cached for job in bf16), sum(job.cached for job in planned)
     if recorded <= here:
         return None
-    return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), and the table "
-            f"counts fp32 jobs; {recorded} of these {len(bf16)} jobs are stored at bf16 (computed "
+    return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), so its jobs "
+            f"are fp32 ones; {recorded} of these {len(bf16)} jobs are stored at bf16 (computed "
             f"on a native-bf16 CPU or a GPU). To resume that study here, set {NATIVE_BF16_ENV}=1 "
-            f"(bf16 is emulated on such a CPU, about 10x slower than fp32: "
+            f"(bf16 is emulated on such a CPU, about 11x slower than fp32: "
             f"benchmarks/train_throughput.py --cpu-bf16), or run it on a native-bf16 CPU.")
 
 
