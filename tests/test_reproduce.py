@@ -254,7 +254,6 @@ def test_a_result_is_judged_with_the_precision_and_device_it_records(tmp_path, m
 AWAITING_RECOMPUTE = {
     "cpu/robust_features.json": "the cpu scale was redefined",
     "cpu/lr_decay.json": "the cpu scale was redefined",
-    "cpu/minimizers.json": "has version 1 of the chapter's format",
     "cpu/complementarity.json": "the cpu scale was redefined",
 }
 
