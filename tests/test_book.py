@@ -197,7 +197,7 @@ def test_parameters_table_lists_every_parameter_with_type_value_and_help() -> No
     assert any(r.startswith("| `recompute` | bool | `False` |") for r in rows)  # as its default
 
 
-def test_provenance_names_where_the_jobs_ran_and_who_summarised() -> None:
+def test_provenance_names_where_the_jobs_ran_who_summarised_and_the_precision() -> None:
     from flatness.study.report import devices_text, provenance_markdown
 
     assert devices_text({"device": "cpu:x86_64 x2 threads"}) == "cpu:x86_64 x2 threads"
@@ -209,6 +209,9 @@ def test_provenance_names_where_the_jobs_ran_and_who_summarised() -> None:
     result = Result(kind="chapter", scale="cpu", config={}, data={}, seeds=[0], data_copy="c",
                     provenance={"device": "cpu:x86_64 x2 threads", "compute_devices": ran})
     assert "| device | cuda:NVIDIA H200 (40 jobs)" in provenance_markdown(result)
+    assert "| precision | unrecorded |" in provenance_markdown(result)
+    result.provenance["precision"] = "bf16"
+    assert "| precision | bf16 autocast |" in provenance_markdown(result)
 
 
 def test_a_smoke_page_says_which_committed_result_it_stands_in_for_and_why(tmp_path, monkeypatch):

@@ -229,6 +229,13 @@ def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, m
     assert "30 jobs recording 7.5 h" in text
     regimes = result("regimes", "cpu", [0, 1], 4.0, "a" * 40, cells=cells)
     assert study_markdown({**cpu, "regimes": regimes}) == text
+    # a chapter computed at another precision is named with it: its runs are not the others'
+    fp32 = result("robust_features", "cpu", [0, 1, 2], 1.0, "c" * 40)
+    fp32.provenance["precision"] = "fp32"
+    text = study_markdown({**cpu, "robust_features": fp32})
+    assert ("bf16 for the regime map, 2. Learning-rate decay, 3. Sharpness; fp32 for 1. Robust "
+            "and non-robust features (each precision trains its own surrogates and targets")\
+        in text
 
 
 def test_a_chapter_without_a_result_is_not_computed(tmp_path, monkeypatch):

@@ -96,7 +96,8 @@ def study_markdown(results: Mapping[str, Result | None]) -> str:
         files = [*([regimes] if regimes else []), *chapters.values()]
         seeds = sorted({seed for r in chapters.values() for seed in r.seeds})
         prov = [r.provenance for r in files]
-        precisions = sorted({str(p.get("precision")) for p in prov if p.get("precision")})
+        precision = precisions_text({**({"the regime map": regimes} if regimes else {}),
+                                     **chapters})
         devices = sorted({d for p in prov for d in (p.get("compute_devices") or {})
                           if d != "unrecorded"})
         commits = sorted({short_commit(str(p["code_commit"]), 7) for p in prov
@@ -114,7 +115,7 @@ def study_markdown(results: Mapping[str, Result | None]) -> str:
             f"{_images(scale.train_subset)} for {scale.epochs} epochs, SGD (lr {scale.lr:g}, "
             f"momentum {scale.momentum:g}, weight decay {scale.weight_decay:g}, batch "
             f"{scale.batch_size}), learning rate /10 at epochs {decays}, "
-            f"{' or '.join(precisions) or 'precision unrecorded'}.",
+            f"{precision}.",
             f"- Targets: {zoo}, each trained {scale.target_epochs or scale.epochs} epochs on "
             f"{_images(scale.target_train_subset or scale.train_subset)}"
             f"{targets_text(regimes.data) if regimes else ''}.",
@@ -126,6 +127,22 @@ def study_markdown(results: Mapping[str, Result | None]) -> str:
             f"{', '.join(commits) or 'unrecorded'}.",
         ]))
     return "\n\n".join(parts)
+
+
+def precisions_text(results: Mapping[str, Result]) -> str:
+    """The training precision of ``results`` (title to result): one word when they share it,
+    else which precision each chapter was computed at, since each precision trains its own
+    surrogates and targets (precision is part of every run's identity)."""
+    by_precision: dict[str, list[str]] = {}
+    for title, result in results.items():
+        precision = str(result.provenance.get("precision") or "precision unrecorded")
+        by_precision.setdefault(precision, []).append(title)
+    if len(by_precision) <= 1:
+        return next(iter(by_precision), "precision unrecorded")
+    listed = "; ".join(f"{precision} for {', '.join(titles)}"
+                       for precision, titles in sorted(by_precision.items()))
+    return (f"{listed} (each precision trains its own surrogates and targets, so absolute "
+            f"numbers compare within a chapter)")
 
 
 def _listed(seeds: list[int]) -> str:

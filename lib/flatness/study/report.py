@@ -16,6 +16,7 @@ def provenance_markdown(result: Result) -> str:
     rows = [
         ("scale", f"`{result.scale}`"),
         ("device", devices_text(p)),
+        ("precision", _precision_text(p.get("precision"))),
         ("seeds", ", ".join(map(str, result.seeds)) or "-"),
         ("data copy", result.data_copy or "?"),
         ("code commit", f"`{p.get('code_commit', '?')}`"),
@@ -43,6 +44,13 @@ def _stale_text(chapter: str) -> str:
     return "".join(f" The committed `{scale}` result of this chapter is not shown: {why}; it "
                    f"awaits its recompute (`python -m flatness chapter {chapter} --scale "
                    f"{scale}`)." for scale, why in stale.items())
+
+
+def _precision_text(precision: Any) -> str:
+    """The training precision a result records, as a reader needs it."""
+    if precision == "bf16":
+        return "bf16 autocast"
+    return str(precision) if precision else "unrecorded"
 
 
 def devices_text(p: dict[str, Any]) -> str:
