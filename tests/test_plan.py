@@ -242,10 +242,11 @@ def test_a_running_study_weighs_each_job_by_its_expected_seconds():
     assert expected_seconds([job("t1", kind="transfer")]) == {"t1": 1.0}  # nothing to go by
 
 
-def test_a_cpu_without_native_bf16_is_told_of_the_jobs_stored_at_bf16(shared_cifar, monkeypatch):
+def test_a_cpu_is_told_of_the_jobs_stored_at_its_other_precision(shared_cifar, monkeypatch):
     """``auto`` resolves to fp32 here (the suite pins no native bf16), so the plan counts fp32
     jobs: where more of the study is stored at bf16, the note says how many and how to reuse
-    them; a scale that pins its precision, or nothing stored at bf16, gives no note."""
+    them; a scale that pins its precision, or nothing stored at bf16, gives no note. A
+    native-bf16 CPU is told the same of a study stored at fp32."""
     import flatness.study.plan as plan_module
     from flatness.scales import get_scale
 
@@ -269,6 +270,16 @@ def test_a_cpu_without_native_bf16_is_told_of_the_jobs_stored_at_bf16(shared_cif
     pinned = dataclasses.replace(scale, precision="fp32")
     stored.pop("fp32")
     assert precision_note(pinned, StudySpec(pinned, data=shared_cifar, device="cpu"), here) is None
+    # a native-bf16 CPU is told of a study stored at fp32 (computed where bf16 is emulated)
+    monkeypatch.setenv("FLATNESS_NATIVE_BF16", "1")
+    native = StudySpec(scale, data=shared_cifar, device="cpu")
+    assert native.scale.precision == "bf16"
+    stored.update(fp32=4, bf16=1)
+    note = precision_note(scale, native, fake_plan(native), ["lr_decay"])
+    assert note is not None and "4 of these 4 jobs are stored at fp32" in note
+    assert "FLATNESS_NATIVE_BF16=0" in note
+    stored["bf16"] = 4
+    assert precision_note(scale, native, fake_plan(native), ["lr_decay"]) is None
 
 
 def test_reproduce_says_before_it_runs_that_a_study_stored_at_bf16_is_not_resumed(

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note)
         return 0
-    # said before hours of compute: this CPU's fp32 jobs do not resume a study stored at bf16
+    # said before hours of compute: this CPU's precision does not resume a study stored at the other
     note = precision_note(scale, spec, names=names)
     if note:
         print(note, file=sys.stderr, flush=True)

@@ -14,8 +14,9 @@ With ``workers``, the table ends with the wall time those estimates give as that
 done, earlier jobs first): the compute still to run, spread as its dependencies allow.
 
 Precision ``auto`` is part of every identity as what it resolves to, so a CPU without native
-bf16 plans fp32 jobs and does not see a study recorded at bf16 (on a native-bf16 CPU or a GPU):
-:func:`precision_note` says so, with how many of the jobs are recorded at bf16.
+bf16 plans fp32 jobs and does not see a study recorded at bf16 (on a native-bf16 CPU or a GPU),
+and a native-bf16 CPU does not see one recorded at fp32: :func:`precision_note` says so, with
+how many of the jobs are recorded at the other precision and how to resume them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import replace
 
 from flatness.precision import NATIVE_BF16_ENV
 from flatness.scales import Scale
-from flatness.study.context import StudySpec
+from flatness.study.context import StudySpec, device_kind
 from flatness.study.estimates import PlannedJob, job_estimates, planned_jobs, wall_time_s
 from flatness.study.executors import closure, scan_stored
 from flatness.study.jobs import DatasetJob, Job
@@ -58,24 +59,33 @@ def plan(spec: StudySpec, names: list[str] | None = None) -> list[PlannedJob]:
 
 def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob] | None = None,
                    names: list[str] | None = None) -> str | None:
-    """Where ``scale`` asks for precision ``auto`` and ``spec`` (its study on this machine)
-    resolved it to fp32 on a CPU: a line saying how many of the selected chapters' jobs are
-    stored at bf16 instead, when more than at fp32 (``planned``, this machine's plan, made here
-    when not given); else None. Such jobs were computed where ``auto`` means bf16, and this
-    machine's study does not see them."""
-    if scale.precision != "auto" or spec.scale.precision != "fp32":
+    """Where ``scale`` asks for precision ``auto`` and ``spec`` (its study on this CPU)
+    resolved it to one precision while more of the selected chapters' jobs are stored at the
+    other: a line saying how many, and how to resume them here; else None (``planned``, this
+    machine's plan, made here when not given). A chapter computed at one precision is resumed
+    at that precision, since each precision trains its own runs (its identities hold it)."""
+    here = spec.scale.precision
+    if scale.precision != "auto" or device_kind(spec.device) != "cpu":
         return None
+    other = "bf16" if here == "fp32" else "fp32"
     if planned is None:
         planned = plan(spec, names)
-    bf16 = plan(replace(spec, scale=replace(spec.scale, precision="bf16")), names)
-    recorded, here = sum(job.cached for job in bf16), sum(job.cached for job in planned)
-    if recorded <= here:
+    elsewhere = plan(replace(spec, scale=replace(spec.scale, precision=other)), names)
+    recorded, cached_here = sum(job.cached for job in elsewhere), sum(j.cached for j in planned)
+    if recorded <= cached_here:
         return None
-    return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), so its jobs "
-            f"are fp32 ones; {recorded} of these {len(bf16)} jobs are stored at bf16 (computed "
-            f"on a native-bf16 CPU or a GPU). To resume that study here, set {NATIVE_BF16_ENV}=1 "
-            f"(bf16 is emulated on such a CPU, about 11x slower than fp32: "
-            f"benchmarks/train_throughput.py --cpu-bf16), or run it on a native-bf16 CPU.")
+    if here == "fp32":
+        return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), so its "
+                f"jobs are fp32 ones; {recorded} of these {len(elsewhere)} jobs are stored at "
+                f"bf16 (computed on a native-bf16 CPU or a GPU). To resume that study here, set "
+                f"{NATIVE_BF16_ENV}=1 (bf16 is emulated on such a CPU, about 11x slower than "
+                f"fp32: benchmarks/train_throughput.py --cpu-bf16), or run it on a native-bf16 "
+                f"CPU.")
+    return (f"note: precision auto resolves to bf16 on this CPU (native bf16), so its jobs are "
+            f"bf16 ones; {recorded} of these {len(elsewhere)} jobs are stored at fp32 (computed "
+            f"on a CPU without native bf16). To resume that study here, set "
+            f"{NATIVE_BF16_ENV}=0 (fp32 trains about 1.7x slower than bf16 on such a CPU: "
+            f"benchmarks/train_throughput.py --cpu-bf16).")
 
 
 def _source_model_s(job: Job, output: dict | None, counted: set[str]) -> float:
