@@ -74,18 +74,24 @@ def precision_note(scale: Scale, spec: StudySpec, planned: list[PlannedJob] | No
     recorded, cached_here = sum(job.cached for job in elsewhere), sum(j.cached for j in planned)
     if recorded <= cached_here:
         return None
-    if here == "fp32":
-        return (f"note: precision auto resolves to fp32 on this CPU (no native bf16), so its "
-                f"jobs are fp32 ones; {recorded} of these {len(elsewhere)} jobs are stored at "
-                f"bf16 (computed on a native-bf16 CPU or a GPU). To resume that study here, set "
-                f"{NATIVE_BF16_ENV}=1 (bf16 is emulated on such a CPU, about 11x slower than "
-                f"fp32: benchmarks/train_throughput.py --cpu-bf16), or run it on a native-bf16 "
-                f"CPU.")
-    return (f"note: precision auto resolves to bf16 on this CPU (native bf16), so its jobs are "
-            f"bf16 ones; {recorded} of these {len(elsewhere)} jobs are stored at fp32 (computed "
-            f"on a CPU without native bf16). To resume that study here, set "
-            f"{NATIVE_BF16_ENV}=0 (fp32 trains about 1.7x slower than bf16 on such a CPU: "
-            f"benchmarks/train_throughput.py --cpu-bf16).")
+    why, computed_on, cost, elsewise = _RESUMING[here]
+    return (f"note: precision auto resolves to {here} on this CPU ({why}), so its jobs are "
+            f"{here} ones; {recorded} of these {len(elsewhere)} jobs are stored at {other} "
+            f"(computed on {computed_on}). To resume that study here, set {NATIVE_BF16_ENV}="
+            f"{int(other == 'bf16')} ({cost}: benchmarks/train_throughput.py --cpu-bf16)"
+            f"{elsewise}.")
+
+
+#: :func:`precision_note`'s words by the precision ``auto`` resolved to on this CPU: why,
+#: where the other precision's jobs were computed, what resuming them here costs, and where
+#: else they resume
+_RESUMING = {
+    "fp32": ("no native bf16", "a native-bf16 CPU or a GPU",
+             "bf16 is emulated on such a CPU, about 11x slower than fp32",
+             ", or run it on a native-bf16 CPU"),
+    "bf16": ("native bf16", "a CPU without native bf16",
+             "fp32 trains about 1.7x slower than bf16 on such a CPU", ""),
+}
 
 
 def _source_model_s(job: Job, output: dict | None, counted: set[str]) -> float:
