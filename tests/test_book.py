@@ -212,6 +212,10 @@ def test_provenance_names_where_the_jobs_ran_who_summarised_and_the_precision() 
     assert "| precision | unrecorded |" in provenance_markdown(result)
     result.provenance["precision"] = "bf16"
     assert "| precision | bf16 autocast |" in provenance_markdown(result)
+    assert "| targets | unrecorded |" in provenance_markdown(result)  # an older result
+    result.provenance["target_accuracy"] = {"vgg19_bn@0.25": 0.575, "resnet18@0.25": 0.744}
+    assert "| targets | 2 CIFAR-10 targets, 57.5-74.4 % test accuracy |" in provenance_markdown(
+        result)
 
 
 def test_a_smoke_page_says_which_committed_result_it_stands_in_for_and_why(tmp_path, monkeypatch):

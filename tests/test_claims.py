@@ -236,6 +236,11 @@ def test_the_study_account_comes_from_the_result_files_and_the_scale(tmp_path, m
     assert ("bf16 for the regime map, 2. Learning-rate decay, 3. Sharpness; fp32 for 1. Robust "
             "and non-robust features (each precision trains its own surrogates and targets")\
         in text
+    assert "(2 targets, 60.5-73.1 % test accuracy)." in text  # only the map records them
+    fp32.provenance["target_accuracy"] = {"vgg19_bn@0.25": 0.575, "resnet18@0.25": 0.744}
+    text = study_markdown({**cpu, "robust_features": fp32})
+    assert ("(2 targets per precision, test accuracy 60.5-73.1 % at bf16, 57.5-74.4 % at fp32)."
+            in text)
 
 
 def test_a_chapter_without_a_result_is_not_computed(tmp_path, monkeypatch):

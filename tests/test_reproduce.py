@@ -91,6 +91,10 @@ def test_reproduce_publishes_chapter_results(shared_cifar, tmp_path, monkeypatch
     assert (result.provenance["precision"], result.provenance["device_kind"]) == ("fp32", "cpu")
     ran = result.provenance["compute_devices"]  # every job counted where it ran
     assert sum(ran.values()) == result.provenance["jobs"] and all(d.startswith("cpu:") for d in ran)
+    # the zoo's strength, as its training runs measured it (each precision trains its own)
+    targets = result.provenance["target_accuracy"]
+    assert sorted(targets) == sorted(f"{t.arch}@{t.width:g}" for t in spec.scale.targets)
+    assert all(0.0 <= a <= 1.0 for a in targets.values())
     definition = get_scale("smoke", n_attack_images=16, epochs=2, decay_epochs="1")
     assert definition.precision == "auto" and staleness("lr_decay", definition, result) is None
     assert "lr_decay" in summary_table(summaries)

@@ -244,7 +244,8 @@ def _compute(chapter: Chapter, spec: StudySpec, ctx: StudyContext, params: dict[
                               jobs=len(every_job), executor=executor,
                               compute_devices=compute_devices(every_job, outputs),
                               precision=spec.scale.precision,
-                              device_kind=device_kind(spec.device)),
+                              device_kind=device_kind(spec.device),
+                              target_accuracy=target_accuracy(outputs, spec.scale)),
     )
     return result
 
@@ -267,6 +268,22 @@ def compute_devices(jobs: list[Job], outputs: dict[str, Any]) -> dict[str, int]:
         device = out.get("provenance", {}).get("device") or out.get("device")
         counts[str(device or "unrecorded")] += 1
     return dict(counts.most_common())
+
+
+def target_accuracy(outputs: dict[str, Any], scale: Scale) -> dict[str, float | None]:
+    """Each CIFAR-10 target's final test accuracy (on the scale's evaluation subset), by name,
+    for the targets among ``outputs``: the strength of the zoo a result's success rates are
+    measured on, which differs between precisions (each trains its own targets)."""
+    from flatness.study.jobs import TrainJob
+    from flatness.study.targets import target_configs, target_name
+
+    accuracy: dict[str, float | None] = {}
+    for config in target_configs(scale):
+        out = outputs.get(TrainJob(config).key())
+        if out is not None:
+            metrics = out.get("metrics") or []
+            accuracy[target_name(config)] = metrics[-1].get("test_acc") if metrics else None
+    return accuracy
 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:

@@ -17,6 +17,7 @@ def provenance_markdown(result: Result) -> str:
         ("scale", f"`{result.scale}`"),
         ("device", devices_text(p)),
         ("precision", _precision_text(p.get("precision"))),
+        ("targets", targets_text(p.get("target_accuracy"))),
         ("seeds", ", ".join(map(str, result.seeds)) or "-"),
         ("data copy", result.data_copy or "?"),
         ("code commit", f"`{p.get('code_commit', '?')}`"),
@@ -51,6 +52,22 @@ def _precision_text(precision: Any) -> str:
     if precision == "bf16":
         return "bf16 autocast"
     return str(precision) if precision else "unrecorded"
+
+
+def targets_text(accuracy: dict[str, float | None] | None) -> str:
+    """``4 CIFAR-10 targets, 57.5-74.4 % test accuracy``: how strong the zoo a result was
+    measured on is (each precision trains its own), or "unrecorded" for an older result."""
+    if not accuracy:
+        return "unrecorded"
+    recorded = [a for a in accuracy.values() if a is not None]
+    strength = f", {accuracy_range(recorded)} test accuracy" if recorded else ""
+    return f"{len(accuracy)} CIFAR-10 targets{strength}"
+
+
+def accuracy_range(accuracy: list[float]) -> str:
+    """``57.5-74.4 %`` (``62.1 %`` when they are equal) for accuracies in [0, 1]."""
+    low, high = 100 * min(accuracy), 100 * max(accuracy)
+    return f"{low:.1f} %" if low == high else f"{low:.1f}-{high:.1f} %"
 
 
 def devices_text(p: dict[str, Any]) -> str:

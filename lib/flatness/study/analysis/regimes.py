@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from flatness.scales import Scale
+from flatness.study.chapter import target_accuracy
 from flatness.study.chapters import regimes as design
 from flatness.study.common import paired, seed_stats
 from flatness.study.context import StudyContext
 from flatness.study.jobs import TrainJob
-from flatness.study.targets import target_configs, target_name
+from flatness.study.report import accuracy_range
 
 #: Training accuracy (measured on the augmented batches of the last epoch) from which a
 #: surrogate counts as fitting its training set.
@@ -103,16 +104,7 @@ def targets_text(data: dict[str, Any]) -> str:
     accuracy = [a for a in (data.get("target_accuracy") or {}).values() if a is not None]
     if not accuracy:
         return ""
-    low, high = 100 * min(accuracy), 100 * max(accuracy)
-    spread = f"{low:.1f}" if low == high else f"{low:.1f}-{high:.1f}"
-    return f" ({len(data['target_accuracy'])} targets, {spread} % test accuracy)"
-
-
-def target_accuracy(outputs: dict[str, Any], scale: Scale) -> dict[str, float | None]:
-    """Each CIFAR-10 target's final test accuracy (on the scale's evaluation subset), by name:
-    the strength of the zoo every success rate of the map is measured on."""
-    return {target_name(config): _last(outputs[TrainJob(config).key()]["metrics"], "test_acc")
-            for config in target_configs(scale, "cifar10", None)}
+    return f" ({len(data['target_accuracy'])} targets, {accuracy_range(accuracy)} test accuracy)"
 
 
 # -- the summary: job outputs to per-cell values and seed-paired gains ----------------------
