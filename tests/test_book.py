@@ -164,6 +164,19 @@ def test_reproducibility_page_lists_result_files(tmp_path: Path) -> None:
     row = next(line for line in render(results).splitlines() if "sharpness" in line)
     assert [c.strip() for c in row.strip("|").split("|")][-3:-1] == ["1 s", "2.5 h"]
     assert "No result file" in render(tmp_path / "nothing")
+    assert "ledger" not in render(results)
+    # the ledger's job records are summarised apart, never listed as unreadable result files
+    from flatness.store import write_entry
+
+    ledger = results / "ledger"
+    write_entry(ledger / "train" / "train-a.json", {"provenance": {"wall_time_s": 5400}})
+    write_entry(ledger / "transfer" / "transfer-b.json", {"wall_time_s": 90.0})
+    write_entry(ledger / "transfer" / "transfer-c.json", {"wall_time_s": 30.0})
+    (ledger / "runs" / "cifar10-vgg19_bn-sgd-s1000-x").mkdir(parents=True)
+    page = render(results)
+    assert "`ledger/" not in page and page.count("unreadable") == 1  # smoke/broken.json only
+    assert "| `train` jobs | 1 | 1.5 h |" in page and "| `transfer` jobs | 2 | 2.0 min |" in page
+    assert "| target runs (final weights) | 1 |  |" in page
 
 
 def test_parse_value_reads_yaml() -> None:

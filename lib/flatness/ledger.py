@@ -58,6 +58,30 @@ def record(kind: str, name: str, value: Any, inputs: Any = None) -> bool:
     return True
 
 
+def job_seconds(output: Any) -> float:
+    """The compute time a job's output records: a training run's wall time (its provenance),
+    another job's ``wall_time_s``; 0 when it records none."""
+    if not isinstance(output, dict):
+        return 0.0
+    timed = output["provenance"] if isinstance(output.get("provenance"), dict) else output
+    return float(timed.get("wall_time_s") or 0.0)
+
+
+def contents(root: Path | None = None) -> dict[str, tuple[int, float]]:
+    """What the ledger at ``root`` (default :func:`ledger_root`) holds: per job kind, the
+    number of recorded outputs and their compute time in seconds; ``runs`` counts archived
+    target runs (time 0: their training is the ``train`` entries'). A corrupt entry is an error."""
+    root = ledger_root() if root is None else Path(root)
+    held: dict[str, tuple[int, float]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if folder.name == "runs":
+            held["runs"] = (sum(1 for run in folder.iterdir() if run.is_dir()), 0.0)
+            continue
+        entries = sorted(folder.glob("*.json"))
+        held[folder.name] = (len(entries), sum(job_seconds(read_entry(e)) for e in entries))
+    return held
+
+
 def archived_run(run_name: str) -> Path:
     """Where the ledger keeps a finished run's folder (final weights only)."""
     return ledger_root() / "runs" / run_name

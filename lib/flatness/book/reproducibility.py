@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flatness.errors import FlatnessError
 from flatness.io import write_text
+from flatness.ledger import contents
 from flatness.provenance import short_commit
 from flatness.results import Result, read_result
 from flatness.scales import get_scale
@@ -30,6 +31,9 @@ jobs measured where they ran. *Served* says whether the chapters show the file: 
 result is served while the code defines its scale and its jobs as when it was computed.
 
 """
+
+#: The ledger's folder under ``results/`` (job records, summarised apart from the results).
+LEDGER = "ledger"
 
 COLUMNS = ("file", "kind", "scale", "seeds", "device", "data copy", "commit", "wall time",
            "compute time", "served")
@@ -67,6 +71,8 @@ def rows(results_dir: Path) -> list[tuple[str, ...]]:
     table = []
     for path in sorted(results_dir.rglob("*.json")) if results_dir.is_dir() else []:
         name = path.relative_to(results_dir).as_posix()
+        if name.startswith(f"{LEDGER}/"):  # job records, not results: see ledger_markdown
+            continue
         try:
             result = read_result(path)
         except FlatnessError as exc:
@@ -85,16 +91,36 @@ def rows(results_dir: Path) -> list[tuple[str, ...]]:
     return table
 
 
+def ledger_markdown(results_dir: Path) -> str:
+    """The committed ledger (``results/ledger/``) in one table: job records per kind and the
+    compute they record, and the archived target runs ("" when there is no ledger)."""
+    held = contents(Path(results_dir) / LEDGER)
+    if not held:
+        return ""
+    lines = [f"## The ledger of finished jobs\n\n`results/{LEDGER}/` holds the outputs of finished "
+             "jobs (and the target models' final weights), so that a fresh checkout resumes the "
+             "study instead of recomputing it (`python -m flatness ledger` records them). They "
+             "are what the chapter results above were summarised from, not results the book "
+             "renders.\n", "| records | count | compute time |", "|---|---|---|"]
+    for kind, (count, seconds) in held.items():
+        what = "target runs (final weights)" if kind == "runs" else f"`{kind}` jobs"
+        lines.append(f"| {what} | {count:,} | {_wall_time(seconds) if kind != 'runs' else ''} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(results_dir: Path) -> str:
-    """The page as MyST markdown: a short explanation and the table of result files."""
+    """The page as MyST markdown: a short explanation, the table of result files and the
+    ledger's contents."""
     table = rows(results_dir)
+    ledger = ledger_markdown(results_dir)
     if not table:
         return HEADER + "No result file is committed yet: the chapters computed everything " \
-                        "they show at build time (see each chapter's parameters).\n"
+                        "they show at build time (see each chapter's parameters).\n" + \
+            (f"\n{ledger}" if ledger else "")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(f"`{_cell(r[0])}`" if i == 0 else _cell(c)
                                 for i, c in enumerate(r)) + " |" for r in table]
-    return HEADER + "\n".join(lines) + "\n"
+    return HEADER + "\n".join(lines) + "\n" + (f"\n{ledger}" if ledger else "")
 
 
 def write_page(results_dir: Path, page: Path) -> Path:

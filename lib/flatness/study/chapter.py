@@ -23,6 +23,7 @@ from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable
+from flatness.ledger import job_seconds
 from flatness.paths import repo_root
 from flatness.provenance import code_commit, provenance
 from flatness.results import Result, read_result, write_result
@@ -288,11 +289,4 @@ def target_accuracy(outputs: dict[str, Any], scale: Scale) -> dict[str, float | 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:
     """Total compute time of ``jobs`` (training runs included), in seconds."""
-    total = 0.0
-    for job in jobs:
-        out = outputs.get(job.key(), {})
-        if "provenance" in out:  # a training run
-            total += float(out["provenance"].get("wall_time_s", 0.0))
-        else:
-            total += float(out.get("wall_time_s", 0.0))
-    return total
+    return sum(job_seconds(outputs.get(job.key(), {})) for job in jobs)
