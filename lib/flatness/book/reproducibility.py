@@ -113,14 +113,15 @@ def render(results_dir: Path) -> str:
     ledger's contents."""
     table = rows(results_dir)
     ledger = ledger_markdown(results_dir)
-    if not table:
-        return HEADER + "No result file is committed yet: the chapters computed everything " \
-                        "they show at build time (see each chapter's parameters).\n" + \
-            (f"\n{ledger}" if ledger else "")
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(f"`{_cell(r[0])}`" if i == 0 else _cell(c)
-                                for i, c in enumerate(r)) + " |" for r in table]
-    return HEADER + "\n".join(lines) + "\n" + (f"\n{ledger}" if ledger else "")
+    if table:
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(f"`{_cell(r[0])}`" if i == 0 else _cell(c)
+                                    for i, c in enumerate(r)) + " |" for r in table]
+        body = "\n".join(lines) + "\n"
+    else:
+        body = ("No result file is committed yet: the chapters computed everything they show "
+                "at build time (see each chapter's parameters).\n")
+    return HEADER + body + (f"\n{ledger}" if ledger else "")
 
 
 def write_page(results_dir: Path, page: Path) -> Path:

@@ -23,7 +23,6 @@ from typing import Any
 
 from flatness.errors import FlatnessError
 from flatness.io import to_jsonable
-from flatness.ledger import job_seconds
 from flatness.paths import repo_root
 from flatness.provenance import code_commit, provenance
 from flatness.results import Result, read_result, write_result
@@ -289,4 +288,4 @@ def target_accuracy(outputs: dict[str, Any], scale: Scale) -> dict[str, float | 
 
 def _compute_time(jobs: list[Job], outputs: dict[str, Any]) -> float:
     """Total compute time of ``jobs`` (training runs included), in seconds."""
-    return sum(job_seconds(outputs.get(job.key(), {})) for job in jobs)
+    return sum(job.compute_time_s(outputs[job.key()]) for job in jobs)

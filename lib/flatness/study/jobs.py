@@ -128,8 +128,9 @@ class Job:
         return output
 
     def compute_time_s(self, output: dict[str, Any]) -> float:
-        """The compute time this job's ``output`` records, in seconds."""
-        return float(output.get("wall_time_s") or 0.0)
+        """The compute time this job's ``output`` records, in seconds (a training run's is in
+        its provenance: :func:`flatness.ledger.job_seconds`)."""
+        return ledger.job_seconds(output)
 
     #: The kind whose rate prices this one's work before any job of its own kind is stored
     #: (its :meth:`work_units` are then counted in that kind's units); None: its own only.
@@ -270,9 +271,6 @@ class TrainJob(Job):
             if run_dir is not None and ledger.is_archived(run_dir.name):
                 output = self.ledger_output(ctx)
         return output
-
-    def compute_time_s(self, output: dict[str, Any]) -> float:
-        return float(output["provenance"].get("wall_time_s") or 0.0)
 
     def work_units(self, spec: StudySpec) -> float:
         """Image-epochs still to train x passes per step (SAM 2, GAM 4, PGD steps) x width^2
