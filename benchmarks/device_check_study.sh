@@ -2,13 +2,19 @@
 # Finish the committed cpu study on a lent GPU, in one device call, and bring back what it
 # recorded: the prepared script for a device session whose task is the study, not the speed.
 #
-# The cpu study's jobs are recorded at bf16 (computed on a CPU with native bf16). On CUDA,
-# precision auto resolves to bf16 too, so the GPU plans the same jobs: every one recorded in
-# results/ledger is read, not recomputed, and the rest (with the surrogates they read, whose
-# weights the ledger does not keep) are computed there, several jobs per GPU.
+# Chapters 0, 3 and 4 of the cpu study are recorded at bf16 (computed on a CPU with native
+# bf16): on CUDA, precision auto resolves to bf16 too. Chapters 1, 2 and 5 are recorded at fp32
+# (a CPU without it): plan those with SETS="precision=fp32", which on CUDA also turns TF32 off
+# and keeps the attacks out of bf16 autocast. Either way the GPU plans the same jobs: every one
+# recorded in results/ledger is read, not recomputed, and the rest (with the surrogates they
+# read, whose weights the ledger does not keep) are computed there, several jobs per GPU.
 #
 # Here, once:   echo /.device/ >> .git/info/exclude
 #               mkdir -p .device && cp ../shared/data/cifar10-jpeg.tar.gz .device/
+# and, after committing the code, git rev-parse HEAD > .device/commit (the jobs record it where
+# the copy there has no git folder). The tree and .device travel together, 64 MiB at most: with
+# the ledger's target weights of both precisions they do not fit, so move the other precision's
+# results/ledger/runs/* aside for the call (git checkout -- results/ledger/runs after).
 # Then a device call with carry [".device"] and the command
 #               bash benchmarks/device_check_study.sh [BUDGET_S] [CHAPTERS]
 # (BUDGET_S: seconds the study may run, default 420, which leaves a 10-minute call time to
@@ -32,6 +38,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=lib:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 export FLATNESS_DATA=${FLATNESS_DATA:-.device/cifar10-jpeg.tar.gz}
 export FLATNESS_CACHE=${FLATNESS_CACHE:-/tmp/flatness-device-cache}
+export FLATNESS_CODE_COMMIT=${FLATNESS_CODE_COMMIT:-$(cat .device/commit 2>/dev/null)}
 ledger=${FLATNESS_LEDGER:-results/ledger}
 py=${PYTHON:-python3}
 study=(--scale "${SCALE:-cpu}" --chapters "$chapters" --device "$device")

@@ -121,3 +121,29 @@ def test_bf16_training_on_cpu_runs_its_convolutions_in_bf16(shared_cifar, tmp_pa
     assert Run(run.dir).provenance["autocast"] == Run(run.dir).provenance["precision"] == "bf16"
     assert {row["precision"] for row in run.metrics()} == {"bf16"}
     assert math.isfinite(run.metrics()[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("requested, tf32", [("fp32", False), ("bf16", True), ("auto", True)])
+def test_fp32_on_cuda_turns_tf32_off_so_that_it_computes_fp32(requested, tf32):
+    from flatness.device import exact_fp32
+
+    backends = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [backend.allow_tf32 for backend in backends]
+    try:
+        for backend in backends:
+            backend.allow_tf32 = True
+        exact_fp32(CPU, "fp32")  # a CPU has no TF32: nothing to change
+        assert all(backend.allow_tf32 for backend in backends)
+        exact_fp32(CUDA, requested)  # the flags only: no CUDA needed to set them
+        assert [backend.allow_tf32 for backend in backends] == [tf32, tf32]
+    finally:
+        for backend, flag in zip(backends, before, strict=True):
+            backend.allow_tf32 = flag
+
+
+@pytest.mark.parametrize("requested, amp", [("fp32", False), ("bf16", True)])
+def test_a_study_attacks_at_its_own_precision(requested, amp):
+    """An fp32 study's attacks and predictions skip bf16 autocast on CUDA too (a bf16 study's
+    run under it there; on a CPU attacks are fp32 either way)."""
+    ctx = StudySpec(get_scale("smoke", precision=requested), device="cpu").open()
+    assert ctx.amp is amp

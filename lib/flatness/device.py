@@ -29,6 +29,15 @@ def autocast(device: torch.device, enabled: bool = True, precision: str | None =
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16)
 
 
+def exact_fp32(device: torch.device, precision: str) -> None:
+    """Where ``precision`` resolves to fp32 on CUDA, turn TF32 off (cuDNN convolutions use it
+    by default), so that an fp32 run computes what an fp32 run on a CPU computes: fp32 is a
+    study's identity, and TF32's 10-bit mantissa is not fp32."""
+    if device.type == "cuda" and not uses_bf16(device, precision):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 #: oneDNN's strided 1x1 convolution writes its weight gradient past its workspace on NHWC input
 #: with fewer input channels than its block (uxlfoundation/oneDNN#6035, open: AVX2's block is
 #: 8, AVX-512's 16): wrong gradients, a hang or a crash (torch 2.14.1 on an AVX2-only EPYC:

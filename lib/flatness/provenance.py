@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import os
 import platform
 import subprocess
 from typing import Any
@@ -13,7 +14,9 @@ from flatness.paths import repo_root
 
 @functools.cache
 def code_commit() -> str:
-    """The git commit of the code (``+dirty`` when the checkout has local changes)."""
+    """The git commit of the code (``+dirty`` when the checkout has local changes); where the
+    code travelled without its git folder (a copy on a lent GPU machine), the commit that
+    ``FLATNESS_CODE_COMMIT`` names, else ``unknown``."""
     root = repo_root()
     try:
         commit = subprocess.run(
@@ -25,7 +28,7 @@ def code_commit() -> str:
             cwd=root, capture_output=True, text=True, check=True, timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("FLATNESS_CODE_COMMIT") or "unknown"
     return commit + ("+dirty" if dirty else "")
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from flatness.attacks import training_adversary
 from flatness.data import cifar10_source, images_to_tensor, load_dataset
-from flatness.device import resolve_device
+from flatness.device import exact_fp32, resolve_device
 from flatness.precision import resolve_precision
 from flatness.scales import ModelSpec, Scale, get_scale
 from flatness.store import entry_path, get_or_compute, key_of
@@ -81,7 +81,16 @@ class StudyContext:
 
     @functools.cached_property
     def device(self) -> torch.device:
-        return resolve_device(self.spec.device)
+        device = resolve_device(self.spec.device)
+        exact_fp32(device, self.scale.precision)
+        return device
+
+    @property
+    def amp(self) -> bool:
+        """Whether the study's attacks and predictions may run under bf16 autocast (on CUDA
+        only, :func:`flatness.device.autocast`): in a bf16 study; an fp32 study attacks in
+        fp32 on every device, as it trains."""
+        return self.scale.precision == "bf16"
 
     @functools.cached_property
     def cifar10(self) -> tuple[Any, Any]:
@@ -136,7 +145,8 @@ class StudyContext:
         def select() -> dict[str, Any]:
             x_all = images_to_tensor(test.images)
             y_all = torch.from_numpy(test.labels)
-            chosen = select_correct(models, x_all, y_all, min(n, len(y_all)), seed)
+            chosen = select_correct(models, x_all, y_all, min(n, len(y_all)), seed,
+                                    amp=self.amp)
             return {"indices": chosen.tolist(), "targets": names, "runs": runs}
 
         entry = get_or_compute(entry_path("attack_sets", key_of(inputs)), select, inputs)

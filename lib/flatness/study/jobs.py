@@ -518,8 +518,8 @@ class TransferJob(Job):
             x_adv = attack(surrogates, x.to(ctx.device), y.to(ctx.device), eps=spec.eps,
                            steps=spec.steps, step_size=spec.resolved_step_size, norm=spec.norm,
                            techniques=parse_techniques(list(spec.techniques)), ensemble=ensemble,
-                           generator=generator)
-            rates = success_rates(targets, x_adv, y, x_clean=x.to(x_adv.device))
+                           generator=generator, amp=ctx.amp)
+            rates = success_rates(targets, x_adv, y, x_clean=x.to(x_adv.device), amp=ctx.amp)
             rows.append({"epoch": epoch, "success": rates.tolist(),
                          "mean": float(rates.nanmean())})
             write_json(partial, rows)
@@ -576,14 +576,14 @@ class RobustnessJob(Job):
         model = ctx.train(self.model).load_model(device=ctx.device)
 
         def accuracy(images: torch.Tensor) -> float:
-            return int((predict(model, images)[0] == y).sum()) / len(y)
+            return int((predict(model, images, amp=ctx.amp)[0] == y).sum()) / len(y)
 
         robust = []
         for eps in self.eps:
             generator = torch.Generator(device=ctx.device).manual_seed(0)
             x_adv = attack(model, x, y.to(ctx.device), eps=eps, steps=self.steps,
                            step_size=2.5 * eps / self.steps, norm="l2", random_start=True,
-                           generator=generator)
+                           generator=generator, amp=ctx.amp)
             robust.append(accuracy(x_adv))
         return {"n_images": len(y), "eps": list(self.eps), "clean": accuracy(x),
                 "robust": robust}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flatness.data import DeviceDataset, load_dataset
-from flatness.device import autocast, memory_format, resolve_device
+from flatness.device import autocast, exact_fp32, memory_format, resolve_device
 from flatness.errors import FlatnessError
 from flatness.io import copy_file, save_torch, write_json
 from flatness.minimizers import build_minimizer, get_minimizer_class
@@ -120,6 +120,7 @@ class _Trainer:
         self.run = run
         self.device = device
         self.precision = resolve_precision(config.precision, device)  # "bf16" or "fp32"
+        exact_fp32(device, self.precision)
         self.train_data = DeviceDataset.from_arrays(train_set, device)
         self.eval_data = DeviceDataset.from_arrays(eval_set, device)
         self.num_classes = len(train_set.classes)
