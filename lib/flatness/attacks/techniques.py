@@ -38,13 +38,18 @@ class AttackRNG:
     """
 
     def __init__(self, generator: torch.Generator | None, device: torch.device) -> None:
-        self.cpu = generator
         self.device = device
-        if generator is None or generator.device.type == device.type:
-            self.tensor = generator
-        else:  # derive a device stream from the CPU one, so one seed fixes everything
+        self.cpu = self.tensor = generator
+        if generator is None:
+            return
+        # one seed fixes everything: the missing stream is derived from the given one
+        if generator.device.type == "cpu" and device.type != "cpu":
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
             self.tensor = torch.Generator(device).manual_seed(seed)
+        elif generator.device.type != "cpu":  # a generator on the data device (one sync)
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator,
+                                     device=generator.device))
+            self.cpu = torch.Generator().manual_seed(seed)
 
     def uniform_scalar(self, low: float, high: float) -> torch.Tensor:
         """A 0-dim CPU tensor uniform in [low, high) (usable with CUDA tensors without a sync)."""
