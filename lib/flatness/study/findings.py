@@ -17,7 +17,7 @@ from flatness.results import Result
 from flatness.scales import get_scale
 from flatness.study.analysis import CHAPTERS, TITLES, all_claims
 from flatness.study.claims import Claim
-from flatness.study.report import accuracy_range, claims_table
+from flatness.study.report import claims_table, zoo_strength
 
 #: The README's generated table sits between these two lines.
 README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
@@ -139,16 +139,7 @@ def targets_strength_text(files: list[Result]) -> str:
         if recorded:
             precision = str(result.provenance.get("precision") or "an unrecorded precision")
             by_precision.setdefault(precision, {}).update(recorded)
-    ranges = {precision: accuracy_range([a for a in accuracy.values() if a is not None])
-              for precision, accuracy in sorted(by_precision.items())
-              if any(a is not None for a in accuracy.values())}
-    if not ranges:
-        return ""
-    count = max(len(accuracy) for accuracy in by_precision.values())
-    if len(ranges) == 1:
-        return f" ({count} targets, {next(iter(ranges.values()))} test accuracy)"
-    listed = ", ".join(f"{spread} at {precision}" for precision, spread in ranges.items())
-    return f" ({count} targets per precision, test accuracy {listed})"
+    return zoo_strength(by_precision)
 
 
 def precisions_text(results: Mapping[str, Result]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flatness.results import Result
@@ -62,6 +63,22 @@ def targets_text(accuracy: dict[str, float | None] | None) -> str:
     recorded = [a for a in accuracy.values() if a is not None]
     strength = f", {accuracy_range(recorded)} test accuracy" if recorded else ""
     return f"{len(accuracy)} CIFAR-10 targets{strength}"
+
+
+def zoo_strength(by_precision: Mapping[str, Mapping[str, float | None]]) -> str:
+    """`` (4 targets, 62.1-74.0 % test accuracy)`` for target accuracies by precision, each
+    precision's range named when there are several (each trains its own targets); "" when
+    none is recorded. The prose form; :func:`targets_text` is the provenance table's."""
+    ranges = {precision: accuracy_range([a for a in accuracy.values() if a is not None])
+              for precision, accuracy in sorted(by_precision.items())
+              if any(a is not None for a in accuracy.values())}
+    if not ranges:
+        return ""
+    count = max(len(accuracy) for accuracy in by_precision.values())
+    if len(ranges) == 1:
+        return f" ({count} targets, {next(iter(ranges.values()))} test accuracy)"
+    listed = ", ".join(f"{spread} at {precision}" for precision, spread in ranges.items())
+    return f" ({count} targets per precision, test accuracy {listed})"
 
 
 def accuracy_range(accuracy: list[float]) -> str:

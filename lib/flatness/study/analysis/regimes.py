@@ -23,7 +23,7 @@ from flatness.study.chapters import regimes as design
 from flatness.study.common import paired, seed_stats
 from flatness.study.context import StudyContext
 from flatness.study.jobs import TrainJob
-from flatness.study.report import accuracy_range
+from flatness.study.report import zoo_strength
 
 #: Training accuracy (measured on the augmented batches of the last epoch) from which a
 #: surrogate counts as fitting its training set.
@@ -101,10 +101,7 @@ def recommendation_markdown(data: dict[str, Any], scale_cell: tuple[int | None, 
 def targets_text(data: dict[str, Any]) -> str:
     """`` (4 targets, 60.5-74.1 % test accuracy)``: how strong the targets are ("" for a map
     summarised before it recorded their accuracy)."""
-    accuracy = [a for a in (data.get("target_accuracy") or {}).values() if a is not None]
-    if not accuracy:
-        return ""
-    return f" ({len(data['target_accuracy'])} targets, {accuracy_range(accuracy)} test accuracy)"
+    return zoo_strength({"": data.get("target_accuracy") or {}})
 
 
 # -- the summary: job outputs to per-cell values and seed-paired gains ----------------------
