@@ -34,6 +34,7 @@ class AttackRNG:
     """The attack's random streams: a CPU generator for scalar draws (sizes, paddings, ghost
     factors) and one on the data device for tensors (random start, dropout masks).
 
+    A generator on either device seeds both streams (the other is derived from it);
     ``generator=None`` uses torch's global generators, as torchattacks does.
     """
 
